@@ -1,0 +1,262 @@
+//! The three metadata plists of a backup folder — Info.plist, Status.plist and
+//! Manifest.plist — turned into plain structs. XML and binary plists are both
+//! accepted; a value of the wrong type counts as absent, never as a panic.
+
+use std::io::Cursor;
+
+use jiff::Timestamp;
+use plist::{Dictionary, Value};
+
+/// What Info.plist says. iTunes, Finder and idevicebackup2 write
+/// "Product Version" style keys; some third-party tools write "ProductVersion":
+/// both are read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InfoPlist {
+    pub device_name: Option<String>,
+    pub product_type: Option<String>,
+    pub product_version: Option<String>,
+    pub build_version: Option<String>,
+    pub target_identifier: Option<String>,
+    pub unique_identifier: Option<String>,
+    /// Written by tools *before* a backup starts, so it is not proof of a
+    /// complete backup; kept for display only.
+    pub last_backup_date: Option<Timestamp>,
+}
+
+/// Status.plist, which the device rewrites as a backup moves through its phases.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusPlist {
+    pub snapshot_state: Option<SnapshotState>,
+    pub backup_state: Option<String>,
+    pub is_full_backup: Option<bool>,
+    pub date: Option<Timestamp>,
+    pub uuid: Option<String>,
+    pub version: Option<String>,
+}
+
+/// The `SnapshotState` values the device writes into Status.plist.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotState {
+    Uploading,
+    Moving,
+    Removing,
+    Finished,
+    /// A value this version of Unstuck does not know.
+    Other(String),
+}
+
+impl SnapshotState {
+    fn parse(s: &str) -> SnapshotState {
+        match s {
+            "uploading" => SnapshotState::Uploading,
+            "moving" => SnapshotState::Moving,
+            "removing" => SnapshotState::Removing,
+            "finished" => SnapshotState::Finished,
+            other => SnapshotState::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SnapshotState::Uploading => "uploading",
+            SnapshotState::Moving => "moving",
+            SnapshotState::Removing => "removing",
+            SnapshotState::Finished => "finished",
+            SnapshotState::Other(s) => s,
+        }
+    }
+}
+
+/// Manifest.plist. `BackupKeyBag` is present in unencrypted backups too, so
+/// only `IsEncrypted` says whether a backup is encrypted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestPlist {
+    pub is_encrypted: Option<bool>,
+    pub was_passcode_set: Option<bool>,
+    pub date: Option<Timestamp>,
+    /// The backup format's version ("9.1", "10.0"), not the iOS version.
+    pub version: Option<String>,
+    pub device_name: Option<String>,
+    pub product_type: Option<String>,
+    pub product_version: Option<String>,
+    pub build_version: Option<String>,
+    pub unique_device_id: Option<String>,
+}
+
+/// Parses the bytes of an Info.plist.
+pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, plist::Error> {
+    let dict = parse_dict(bytes)?;
+    let get = |key: &str| lookup(&dict, key);
+    Ok(InfoPlist {
+        device_name: string(get("Device Name")).or_else(|| string(get("Display Name"))),
+        product_type: string(get("Product Type")),
+        product_version: string(get("Product Version")),
+        build_version: string(get("Build Version")),
+        target_identifier: string(get("Target Identifier")),
+        unique_identifier: string(get("Unique Identifier")),
+        last_backup_date: date(get("Last Backup Date")),
+    })
+}
+
+/// Parses the bytes of a Status.plist.
+pub fn parse_status(bytes: &[u8]) -> Result<StatusPlist, plist::Error> {
+    let dict = parse_dict(bytes)?;
+    let get = |key: &str| lookup(&dict, key);
+    Ok(StatusPlist {
+        snapshot_state: string(get("SnapshotState")).map(|s| SnapshotState::parse(&s)),
+        backup_state: string(get("BackupState")),
+        is_full_backup: get("IsFullBackup").and_then(Value::as_boolean),
+        date: date(get("Date")),
+        uuid: string(get("UUID")),
+        version: string(get("Version")),
+    })
+}
+
+/// Parses the bytes of a Manifest.plist.
+pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestPlist, plist::Error> {
+    let dict = parse_dict(bytes)?;
+    let get = |key: &str| lookup(&dict, key);
+    let lockdown = get("Lockdown").and_then(Value::as_dictionary);
+    let from_lockdown = |key: &str| lockdown.and_then(|d| string(lookup(d, key)));
+    Ok(ManifestPlist {
+        is_encrypted: get("IsEncrypted").and_then(Value::as_boolean),
+        was_passcode_set: get("WasPasscodeSet").and_then(Value::as_boolean),
+        date: date(get("Date")),
+        version: string(get("Version")),
+        device_name: from_lockdown("DeviceName"),
+        product_type: from_lockdown("ProductType"),
+        product_version: from_lockdown("ProductVersion"),
+        build_version: from_lockdown("BuildVersion"),
+        unique_device_id: from_lockdown("UniqueDeviceID"),
+    })
+}
+
+fn parse_dict(bytes: &[u8]) -> Result<Dictionary, plist::Error> {
+    // `from_reader` sniffs the format: "bplist00" is binary, anything else XML.
+    let value = Value::from_reader(Cursor::new(bytes))?;
+    match value {
+        Value::Dictionary(dict) => Ok(dict),
+        // plist offers no public constructor for its error, so a non-dictionary
+        // root is reported through serde's custom error.
+        other => Err(<plist::Error as serde::de::Error>::custom(format!(
+            "the top-level value is {}, not a dictionary",
+            kind_name(&other)
+        ))),
+    }
+}
+
+fn kind_name(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "an array",
+        Value::Boolean(_) => "a boolean",
+        Value::Data(_) => "data",
+        Value::Date(_) => "a date",
+        Value::Real(_) => "a real number",
+        Value::Integer(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Uid(_) => "a UID",
+        _ => "an unknown value",
+    }
+}
+
+/// Looks `key` up exactly, then with spaces removed and case ignored, so that
+/// "Product Version" also finds "ProductVersion" and "productVersion".
+fn lookup<'a>(dict: &'a Dictionary, key: &str) -> Option<&'a Value> {
+    if let Some(value) = dict.get(key) {
+        return Some(value);
+    }
+    let wanted = squash(key);
+    dict.iter()
+        .find(|(k, _)| squash(k) == wanted)
+        .map(|(_, v)| v)
+}
+
+fn squash(key: &str) -> String {
+    key.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn string(value: Option<&Value>) -> Option<String> {
+    let s = value?.as_string()?.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn date(value: Option<&Value>) -> Option<Timestamp> {
+    let system_time: std::time::SystemTime = value?.as_date()?.into();
+    Timestamp::try_from(system_time).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xml(body: &str) -> Vec<u8> {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>{body}</dict></plist>"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn info_accepts_both_key_styles() {
+        let itunes = parse_info(&xml(
+            "<key>Product Version</key><string>17.4</string>\
+             <key>Device Name</key><string>Ann's iPhone</string>",
+        ))
+        .unwrap();
+        let third_party = parse_info(&xml(
+            "<key>ProductVersion</key><string>17.4</string>\
+             <key>DeviceName</key><string>Ann's iPhone</string>",
+        ))
+        .unwrap();
+        assert_eq!(itunes, third_party);
+        assert_eq!(itunes.product_version.as_deref(), Some("17.4"));
+    }
+
+    #[test]
+    fn wrong_types_count_as_absent() {
+        let info = parse_info(&xml(
+            "<key>Product Version</key><integer>17</integer>\
+             <key>Last Backup Date</key><string>yesterday</string>",
+        ))
+        .unwrap();
+        assert_eq!(info, InfoPlist::default());
+    }
+
+    #[test]
+    fn non_dictionary_root_is_an_error() {
+        let bytes = br#"<?xml version="1.0"?><plist version="1.0"><array/></plist>"#;
+        let err = parse_status(bytes).unwrap_err();
+        assert!(err.to_string().contains("not a dictionary"), "{err}");
+    }
+
+    #[test]
+    fn status_states() {
+        for (text, expected) in [
+            ("uploading", SnapshotState::Uploading),
+            ("moving", SnapshotState::Moving),
+            ("removing", SnapshotState::Removing),
+            ("finished", SnapshotState::Finished),
+            ("sideways", SnapshotState::Other("sideways".into())),
+        ] {
+            let status = parse_status(&xml(&format!(
+                "<key>SnapshotState</key><string>{text}</string>"
+            )))
+            .unwrap();
+            assert_eq!(status.snapshot_state, Some(expected));
+        }
+    }
+
+    #[test]
+    fn truncated_and_empty_input_is_an_error() {
+        let full = xml("<key>SnapshotState</key><string>finished</string>");
+        assert!(parse_status(&full[..full.len() / 2]).is_err());
+        assert!(parse_status(b"").is_err());
+        assert!(parse_status(b"bplist00").is_err());
+    }
+}

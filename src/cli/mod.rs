@@ -1,0 +1,124 @@
+//! The command line: what the user typed (clap structs, checked by clap
+//! alone), then a resolved [`Context`] — folders found, config loaded — that
+//! each command runs against. Only this module and `main` use `anyhow`.
+
+mod demo;
+mod status;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+
+use crate::config::{self, AppDirs, Config};
+
+/// Unstuck keeps iPhone backups moving: it finds every backup on this
+/// computer, tells whether it is complete, in progress or stuck, and why.
+#[derive(Debug, Parser)]
+#[command(name = "unstuck", version, arg_required_else_help = true)]
+pub struct Cli {
+    /// Use this config file instead of the standard one.
+    #[arg(long, global = true, value_name = "FILE", env = "UNSTUCK_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Also print log lines to stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every backup: phone, iOS, last complete backup, state, size, leftovers.
+    Status {
+        /// Print JSON (schema in README) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also look in this folder of backups (repeatable).
+        #[arg(long = "backup-root", value_name = "DIR")]
+        backup_roots: Vec<PathBuf>,
+    },
+    /// Show what Unstuck reports, on made-up backups in a temporary folder.
+    Demo,
+    /// Work with the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print where the config file is.
+    Path,
+}
+
+/// Everything a command needs that comes from outside the command line.
+pub struct Context {
+    pub dirs: AppDirs,
+    pub config: Config,
+    pub config_path: PathBuf,
+    pub now: Timestamp,
+}
+
+/// Runs the parsed command line and returns the process's exit code.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let dirs = AppDirs::from_os().context(
+        "cannot find your home folder: set HOME (or USERPROFILE on Windows) and try again",
+    )?;
+    let (config_path, create) = match &cli.config {
+        Some(path) => (path.clone(), false),
+        None => (dirs.config_file.clone(), true),
+    };
+    let command = match cli.command {
+        // Printing the path must work even when the file has a mistake in it.
+        Command::Config {
+            command: ConfigCommand::Path,
+        } => return print(|out| writeln!(out, "{}", config_path.display())),
+        Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
+        Command::Demo => Run::Demo,
+    };
+    let config = config::load(&config_path, create, &dirs.home)?;
+    crate::logging::init(
+        Some(&dirs.log_file()),
+        config.log_level.as_str(),
+        cli.verbose,
+    );
+    tracing::debug!(config = %config_path.display(), "started");
+    let ctx = Context {
+        dirs,
+        config,
+        config_path,
+        now: Timestamp::now(),
+    };
+    match command {
+        Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
+        Run::Demo => demo::run(&ctx),
+    }
+}
+
+/// The commands that need the config and the log.
+enum Run {
+    Status {
+        json: bool,
+        backup_roots: Vec<PathBuf>,
+    },
+    Demo,
+}
+
+/// Writes to stdout through `f`. A closed pipe (`unstuck status | head`) is
+/// not an error: the reader has what it wanted.
+fn print(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    match f(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("cannot write to standard output"),
+    }
+}

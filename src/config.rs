@@ -1,0 +1,295 @@
+//! The user's settings: a TOML file in the OS config folder, created with
+//! commented defaults on first run and never overwritten. Parsing checks every
+//! key and value and does no I/O; finding the file is `AppDirs`' job.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use directories::{BaseDirs, ProjectDirs};
+use jiff::SignedDuration;
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+
+/// The file written on first run. Every key is here, commented out, at its
+/// default; README's "Configuration" section documents the same keys.
+pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional; remove the leading "# " to change one.
+# Unstuck never rewrites this file.
+
+# Extra folders that hold iPhone backups (one sub-folder per phone), searched
+# besides the standard ones of this computer. "~/" means your home folder.
+# backup_roots = ["~/iPhoneBackups", "/media/usb/MobileSync/Backup"]
+
+# How much goes into the log file: "error", "warn", "info", "debug" or "trace".
+# log_level = "info"
+
+# A backup whose Status.plist is not "finished" counts as in progress while its
+# folder changed within this many minutes, and as interrupted after that (1 to 1440).
+# interrupted_after_minutes = 10
+"##;
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, deserialize_with = "paths")]
+    pub backup_roots: Vec<PathBuf>,
+    #[serde(default)]
+    pub log_level: LogLevel,
+    #[serde(default = "default_interrupted_after", deserialize_with = "minutes")]
+    pub interrupted_after_minutes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            backup_roots: Vec::new(),
+            log_level: LogLevel::default(),
+            interrupted_after_minutes: default_interrupted_after(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a config file's text. `home` expands a leading `~/`.
+    pub fn parse(text: &str, home: &Path) -> Result<Config, toml::de::Error> {
+        let mut config: Config = toml::from_str(text)?;
+        for root in &mut config.backup_roots {
+            if let Ok(rest) = root.strip_prefix("~") {
+                *root = home.join(rest);
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn interrupted_after(&self) -> SignedDuration {
+        SignedDuration::from_mins(i64::from(self.interrupted_after_minutes))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+fn default_interrupted_after() -> u32 {
+    10
+}
+
+fn minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    if (1..=1440).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{n} is out of range: use a number of minutes from 1 to 1440"
+        )))
+    }
+}
+
+fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.into_iter()
+        .map(|s| {
+            let path = PathBuf::from(&s);
+            if s.is_empty() {
+                Err(serde::de::Error::custom("an empty path: name a folder"))
+            } else if path.is_absolute() || path.starts_with("~") {
+                Ok(path)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "\"{s}\" is a relative path: write it in full, or starting with ~/"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// A key or value is wrong; toml's message names the key and the line.
+    #[error("the config file {} has a mistake; fix it or delete the file to get the defaults back.\n{source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    /// `--config` named a file that does not exist.
+    #[error("the config file {} does not exist; create it, or leave out --config to use the standard one", path.display())]
+    Missing { path: PathBuf },
+}
+
+/// Loads the config file at `path`. When `create` is set and there is no file,
+/// the commented defaults are written there first (a failure to write is
+/// logged, not fatal: the defaults still apply).
+pub fn load(path: &Path, create: bool, home: &Path) -> Result<Config, ConfigError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+            if let Err(e) = write_defaults(path) {
+                tracing::warn!(path = %path.display(), error = %e, "could not create the config file");
+            }
+            return Ok(Config::default());
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    Config::parse(&text, home).map_err(|source| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes the commented defaults, refusing to replace any file already there.
+fn write_defaults(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    io::Write::write_all(&mut file, DEFAULT_CONFIG.as_bytes())
+}
+
+/// The folders Unstuck keeps its own files in.
+#[derive(Debug, Clone)]
+pub struct AppDirs {
+    pub home: PathBuf,
+    pub config_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+impl AppDirs {
+    /// The OS's folders for Unstuck (on Linux the XDG ones, so `XDG_*_HOME`
+    /// and `HOME` move them). `None` when no home folder can be found.
+    pub fn from_os() -> Option<AppDirs> {
+        let base = BaseDirs::new()?;
+        let project = ProjectDirs::from("org", "Unstuck", "Unstuck")?;
+        Some(AppDirs {
+            home: base.home_dir().to_path_buf(),
+            config_file: project.config_dir().join("config.toml"),
+            data_dir: project.data_dir().to_path_buf(),
+            cache_dir: project.cache_dir().to_path_buf(),
+        })
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir.join("unstuck.log")
+    }
+
+    pub fn measure_cache_file(&self) -> PathBuf {
+        self.cache_dir.join("backup-sizes.json")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_err(text: &str, expected: &[&str]) {
+        let err = Config::parse(text, Path::new("/home/u")).unwrap_err();
+        let message = err.to_string();
+        for part in expected {
+            assert!(message.contains(part), "{part:?} not in:\n{message}");
+        }
+    }
+
+    #[test]
+    fn the_default_file_means_the_defaults() {
+        assert_eq!(
+            Config::parse(DEFAULT_CONFIG, Path::new("/home/u")).unwrap(),
+            Config::default()
+        );
+        let uncommented: String = DEFAULT_CONFIG
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = Config::parse(&uncommented, Path::new("/home/u")).unwrap();
+        assert_eq!(
+            config.backup_roots,
+            vec![
+                PathBuf::from("/home/u/iPhoneBackups"),
+                PathBuf::from("/media/usb/MobileSync/Backup")
+            ]
+        );
+        assert_eq!(config.log_level, LogLevel::Info);
+        assert_eq!(config.interrupted_after_minutes, 10);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_line() {
+        check_err(
+            "log_level = \"info\"\nbackup_rots = []\n",
+            &["line 2", "backup_rots"],
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        check_err("\n\nlog_level = \"loud\"\n", &["line 3", "loud", "warn"]);
+        check_err(
+            "interrupted_after_minutes = 0\n",
+            &["line 1", "interrupted_after_minutes", "1 to 1440"],
+        );
+        check_err(
+            "backup_roots = [\"backups\"]\n",
+            &["line 1", "relative path"],
+        );
+        check_err("backup_roots = \"/x\"\n", &["line 1", "backup_roots"]);
+    }
+
+    #[test]
+    fn load_creates_once_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.toml");
+        assert_eq!(
+            load(&path, true, dir.path()).unwrap(),
+            Config::default()
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), DEFAULT_CONFIG);
+        fs::write(&path, "log_level = \"debug\"\n").unwrap();
+        assert_eq!(load(&path, true, dir.path()).unwrap().log_level, LogLevel::Debug);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "log_level = \"debug\"\n");
+        let missing = dir.path().join("none.toml");
+        assert!(matches!(
+            load(&missing, false, dir.path()),
+            Err(ConfigError::Missing { .. })
+        ));
+    }
+}

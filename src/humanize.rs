@@ -1,0 +1,77 @@
+//! Numbers and times as people read them: "2 days ago", "1.4 GB". Pure
+//! functions; the caller supplies `now`.
+
+use jiff::{SignedDuration, Timestamp};
+
+/// How long before `now` `then` was, in the largest whole unit: "just now",
+/// "5 minutes ago", "2 days ago". A time after `now` (a clock set wrong) says
+/// "in the future" rather than a negative age.
+pub fn ago(now: Timestamp, then: Timestamp) -> String {
+    let elapsed = now.duration_since(then);
+    if elapsed < SignedDuration::ZERO {
+        return if elapsed > -SignedDuration::from_mins(1) {
+            "just now".to_owned()
+        } else {
+            "in the future".to_owned()
+        };
+    }
+    let secs = elapsed.as_secs();
+    let (n, unit) = match secs {
+        s if s < 60 => return "just now".to_owned(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s if s < 86_400 * 60 => (s / 86_400, "day"),
+        s if s < 86_400 * 730 => (s / (86_400 * 30), "month"),
+        s => (s / (86_400 * 365), "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// A byte count in decimal units, as Finder shows sizes: "0 B", "950 KB",
+/// "1.4 GB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+        let check = |secs: i64, expected: &str| {
+            assert_eq!(ago(now, now - SignedDuration::from_secs(secs)), expected, "{secs}s");
+        };
+        check(0, "just now");
+        check(59, "just now");
+        check(60, "1 minute ago");
+        check(7200, "2 hours ago");
+        check(86_400 * 2 + 5, "2 days ago");
+        check(86_400 * 90, "3 months ago");
+        check(86_400 * 365 * 3, "3 years ago");
+        check(-30, "just now");
+        check(-3600, "in the future");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_000), "1.0 KB");
+        assert_eq!(bytes(950_000), "950 KB");
+        assert_eq!(bytes(1_400_000_000), "1.4 GB");
+        assert_eq!(bytes(u64::MAX), "18446 PB");
+    }
+}

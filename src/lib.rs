@@ -1,0 +1,19 @@
+//! Unstuck keeps iPhone backups moving: it finds backups, tells whether each
+//! is complete, in progress or stuck, and why.
+//!
+//! # Layout
+//! - `backup_folder`: reads backup folders (plists, Manifest.db, Manifest.mbdb)
+//!   into plain data; never writes inside one.
+//! - `config`: the settings file, checked key by key, and Unstuck's own folders.
+//! - `cli`: the command line, from parsed arguments to output.
+//! - `synthetic`: made-up backups in the real layout, for tests, benchmarks and
+//!   the demo.
+//! - `humanize`: "2 days ago", "1.4 GB".
+//! - `logging`: the log file and `--verbose`.
+
+pub mod backup_folder;
+pub mod cli;
+pub mod config;
+pub mod humanize;
+pub mod logging;
+pub mod synthetic;
