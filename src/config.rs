@@ -278,14 +278,17 @@ mod tests {
     fn load_creates_once_and_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/config.toml");
-        assert_eq!(
-            load(&path, true, dir.path()).unwrap(),
-            Config::default()
-        );
+        assert_eq!(load(&path, true, dir.path()).unwrap(), Config::default());
         assert_eq!(fs::read_to_string(&path).unwrap(), DEFAULT_CONFIG);
         fs::write(&path, "log_level = \"debug\"\n").unwrap();
-        assert_eq!(load(&path, true, dir.path()).unwrap().log_level, LogLevel::Debug);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "log_level = \"debug\"\n");
+        assert_eq!(
+            load(&path, true, dir.path()).unwrap().log_level,
+            LogLevel::Debug
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "log_level = \"debug\"\n"
+        );
         let missing = dir.path().join("none.toml");
         assert!(matches!(
             load(&missing, false, dir.path()),

@@ -52,7 +52,11 @@ mod tests {
     fn ages() {
         let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
         let check = |secs: i64, expected: &str| {
-            assert_eq!(ago(now, now - SignedDuration::from_secs(secs)), expected, "{secs}s");
+            assert_eq!(
+                ago(now, now - SignedDuration::from_secs(secs)),
+                expected,
+                "{secs}s"
+            );
         };
         check(0, "just now");
         check(59, "just now");
@@ -72,6 +76,6 @@ mod tests {
         assert_eq!(bytes(1_000), "1.0 KB");
         assert_eq!(bytes(950_000), "950 KB");
         assert_eq!(bytes(1_400_000_000), "1.4 GB");
-        assert_eq!(bytes(u64::MAX), "18446 PB");
+        assert_eq!(bytes(u64::MAX), "18447 PB");
     }
 }

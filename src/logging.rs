@@ -30,9 +30,7 @@ pub fn init(log_file: Option<&Path>, level: &str, stderr: bool) {
         .with_target(false);
     // `try_init` fails only when a subscriber is already set (tests): keep it.
     let _ = match (file, stderr) {
-        (Some(file), true) => builder
-            .with_writer(file.and(std::io::stderr))
-            .try_init(),
+        (Some(file), true) => builder.with_writer(file.and(std::io::stderr)).try_init(),
         (Some(file), false) => builder.with_writer(file).try_init(),
         (None, true) => builder.with_writer(std::io::stderr).try_init(),
         (None, false) => builder.with_writer(std::io::sink).try_init(),

@@ -99,8 +99,9 @@ impl SyntheticBackup {
         }
 
         match self.format {
-            ListFormat::ManifestDb => write_manifest_db(&folder.join("Manifest.db"), &rows)
-                .map_err(io::Error::other)?,
+            ListFormat::ManifestDb => {
+                write_manifest_db(&folder.join("Manifest.db"), &rows).map_err(io::Error::other)?
+            }
             ListFormat::ManifestMbdb => {
                 let records: Vec<(&str, u16, u64)> = rows
                     .iter()
@@ -133,9 +134,18 @@ impl SyntheticBackup {
         }
         // Stamp what the reader dates activity by with the backup's date, as
         // if the files had been written then.
-        let stamped = ["Info.plist", "Status.plist", "Manifest.plist", "Manifest.db", "Manifest.mbdb", "Snapshot", ""];
-        for name in stamped {
-            set_modified(&folder.join(name), self.date);
+        let hashed = rows.iter().map(|(id, ..)| folder.join(&id[..2]));
+        let top = [
+            "Info.plist",
+            "Status.plist",
+            "Manifest.plist",
+            "Manifest.db",
+            "Manifest.mbdb",
+            "Snapshot",
+            "",
+        ];
+        for path in hashed.chain(top.iter().map(|name| folder.join(name))) {
+            set_modified(&path, self.date);
         }
         Ok(folder)
     }
@@ -167,7 +177,11 @@ impl SyntheticBackup {
         d.insert("SnapshotState".into(), snapshot_state.into());
         d.insert(
             "UUID".into(),
-            format!("5F7A0C8E-0000-4000-8000-{:012X}", self.seed & 0xFFFF_FFFF_FFFF).into(),
+            format!(
+                "5F7A0C8E-0000-4000-8000-{:012X}",
+                self.seed & 0xFFFF_FFFF_FFFF
+            )
+            .into(),
         );
         d.insert("Version".into(), "3.3".into());
         Value::Dictionary(d)

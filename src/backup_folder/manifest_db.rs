@@ -45,7 +45,11 @@ fn immutable_uri(path: &Path) -> String {
     let bytes = path.as_os_str().as_encoded_bytes();
     let windows = cfg!(windows);
     let drive_letter_path = windows && bytes.first() != Some(&b'/');
-    let mut uri = String::from(if drive_letter_path { "file:///" } else { "file:" });
+    let mut uri = String::from(if drive_letter_path {
+        "file:///"
+    } else {
+        "file:"
+    });
     for &byte in bytes {
         let byte = if windows && byte == b'\\' { b'/' } else { byte };
         let plain = byte.is_ascii_alphanumeric() || b"/-_.~:".contains(&byte);

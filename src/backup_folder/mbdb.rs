@@ -181,4 +181,46 @@ mod tests {
         );
         assert_eq!(summarize(b"mbdx\x05\x00"), Err(MbdbError::BadMagic));
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_records_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let mut bytes = MAGIC.to_vec();
+                bytes.extend(tail);
+                let _ = summarize(&bytes);
+            }
+
+            #[test]
+            fn encoded_records_round_trip(
+                records in proptest::collection::vec(("[a-z/]{0,40}", any::<u16>(), any::<u32>()), 0..50)
+            ) {
+                let list: Vec<(&str, u16, u64)> =
+                    records.iter().map(|(p, m, s)| (p.as_str(), *m, u64::from(*s))).collect();
+                let summary = summarize(&encode(&list)).unwrap();
+                prop_assert_eq!(summary.records, list.len() as u64);
+                let files = list.iter().filter(|r| r.1 & 0xF000 == 0x8000).count() as u64;
+                prop_assert_eq!(summary.files, files);
+            }
+
+            #[test]
+            fn every_truncation_is_an_error_not_a_panic(cut in 1usize..200) {
+                let bytes = encode(&[("Library/a", 0o100644, 3), ("Library/b", 0o100644, 4)]);
+                // Both records have the same length; cutting exactly one off
+                // leaves a valid one-record file.
+                let record = (bytes.len() - MAGIC.len()) / 2;
+                let cut = cut % (bytes.len() - MAGIC.len());
+                let result = summarize(&bytes[..bytes.len() - cut]);
+                match cut {
+                    0 => prop_assert_eq!(result.unwrap().records, 2),
+                    c if c == record => prop_assert_eq!(result.unwrap().records, 1),
+                    _ => prop_assert!(result.is_err()),
+                }
+            }
+        }
+    }
 }

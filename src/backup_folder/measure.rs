@@ -157,7 +157,11 @@ impl MeasureCache {
 pub fn disk_usage(folder: &Path) -> DiskUsage {
     let snapshot = folder.join("Snapshot");
     let mut usage = DiskUsage::default();
-    for entry in WalkDir::new(folder).follow_links(false).into_iter().flatten() {
+    for entry in WalkDir::new(folder)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
         if !entry.file_type().is_file() {
             continue;
         }

@@ -180,9 +180,8 @@ pub fn scan_root(
         // A symlink counts as what it points to; one that cannot be followed
         // (broken, or a loop) gets a row saying so.
         let target = fs::metadata(&path);
-        let worth_reading = udid_of_folder_name(&name).is_some()
-            || target.is_err()
-            || has_backup_metadata(&path);
+        let worth_reading =
+            udid_of_folder_name(&name).is_some() || target.is_err() || has_backup_metadata(&path);
         if worth_reading {
             paths.push(path);
         } else {
@@ -363,8 +362,7 @@ fn identify(backup: &mut Backup, info: Option<&InfoPlist>, manifest: Option<&Man
     backup.product_type = from_info(|i| &i.product_type).or(from_manifest(|m| &m.product_type));
     backup.ios_version =
         from_info(|i| &i.product_version).or(from_manifest(|m| &m.product_version));
-    backup.build_version =
-        from_info(|i| &i.build_version).or(from_manifest(|m| &m.build_version));
+    backup.build_version = from_info(|i| &i.build_version).or(from_manifest(|m| &m.build_version));
     let udid = [
         from_info(|i| &i.target_identifier),
         from_info(|i| &i.unique_identifier),
@@ -457,7 +455,10 @@ fn read_plist<T>(
 fn file_len(path: &Path) -> Result<Option<u64>, String> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
-        Ok(_) => Err(format!("{} is a folder where a file should be", path.display())),
+        Ok(_) => Err(format!(
+            "{} is a folder where a file should be",
+            path.display()
+        )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_why(path, &e)),
     }
@@ -675,7 +676,10 @@ mod tests {
     fn archive_names() {
         let udid = "00008150-001A2B3C4D5E6F70";
         assert!(is_archive_name(&format!("{udid}-20251005-134501")));
-        assert!(is_archive_name(&format!("{}-20251005-134501", "a".repeat(40))));
+        assert!(is_archive_name(&format!(
+            "{}-20251005-134501",
+            "a".repeat(40)
+        )));
         assert!(!is_archive_name(udid));
         assert!(!is_archive_name("notes-20251005-134501"));
         assert!(!is_archive_name("-20251005-134501"));

@@ -204,15 +204,11 @@ mod tests {
 
     #[test]
     fn info_accepts_both_key_styles() {
-        let itunes = parse_info(&xml(
-            "<key>Product Version</key><string>17.4</string>\
-             <key>Device Name</key><string>Ann's iPhone</string>",
-        ))
+        let itunes = parse_info(&xml("<key>Product Version</key><string>17.4</string>\
+             <key>Device Name</key><string>Ann's iPhone</string>"))
         .unwrap();
-        let third_party = parse_info(&xml(
-            "<key>ProductVersion</key><string>17.4</string>\
-             <key>DeviceName</key><string>Ann's iPhone</string>",
-        ))
+        let third_party = parse_info(&xml("<key>ProductVersion</key><string>17.4</string>\
+             <key>DeviceName</key><string>Ann's iPhone</string>"))
         .unwrap();
         assert_eq!(itunes, third_party);
         assert_eq!(itunes.product_version.as_deref(), Some("17.4"));
@@ -220,10 +216,8 @@ mod tests {
 
     #[test]
     fn wrong_types_count_as_absent() {
-        let info = parse_info(&xml(
-            "<key>Product Version</key><integer>17</integer>\
-             <key>Last Backup Date</key><string>yesterday</string>",
-        ))
+        let info = parse_info(&xml("<key>Product Version</key><integer>17</integer>\
+             <key>Last Backup Date</key><string>yesterday</string>"))
         .unwrap();
         assert_eq!(info, InfoPlist::default());
     }
@@ -258,5 +252,62 @@ mod tests {
         assert!(parse_status(&full[..full.len() / 2]).is_err());
         assert!(parse_status(b"").is_err());
         assert!(parse_status(b"bplist00").is_err());
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn sample_binary() -> Vec<u8> {
+            let mut d = Dictionary::new();
+            d.insert("SnapshotState".into(), "finished".into());
+            d.insert("IsFullBackup".into(), true.into());
+            d.insert("Version".into(), "3.3".into());
+            d.insert(
+                "Lockdown".into(),
+                Value::Dictionary(Dictionary::from_iter([(
+                    "ProductVersion".to_owned(),
+                    Value::from("18.1"),
+                )])),
+            );
+            let mut out = Vec::new();
+            Value::Dictionary(d).to_writer_binary(&mut out).unwrap();
+            out
+        }
+
+        fn parse_all(bytes: &[u8]) {
+            let _ = parse_info(bytes);
+            let _ = parse_status(bytes);
+            let _ = parse_manifest(bytes);
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+                parse_all(&bytes);
+            }
+
+            #[test]
+            fn binary_header_then_garbage_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut bytes = b"bplist00".to_vec();
+                bytes.extend(tail);
+                parse_all(&bytes);
+            }
+
+            #[test]
+            fn mangled_real_plists_never_panic(
+                cut in 0usize..200,
+                flips in proptest::collection::vec((any::<usize>(), 1u8..), 1..6),
+            ) {
+                let mut bytes = sample_binary();
+                bytes.truncate(bytes.len().saturating_sub(cut % 8));
+                for (at, xor) in flips {
+                    let i = at % bytes.len();
+                    bytes[i] ^= xor;
+                }
+                parse_all(&bytes);
+            }
+        }
     }
 }

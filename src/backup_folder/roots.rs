@@ -44,7 +44,10 @@ pub fn platform_roots(home: &Path, data_dir: &Path) -> Vec<PathBuf> {
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join("AppData").join("Roaming"));
         vec![
-            appdata.join("Apple Computer").join("MobileSync").join("Backup"),
+            appdata
+                .join("Apple Computer")
+                .join("MobileSync")
+                .join("Backup"),
             home.join("Apple").join("MobileSync").join("Backup"),
         ]
     }
@@ -110,7 +113,11 @@ pub fn combine_roots(
         .into_iter()
         .map(|p| (p, RootOrigin::Platform))
         .chain(config.iter().map(|p| (p.clone(), RootOrigin::Config)))
-        .chain(command_line.iter().map(|p| (p.clone(), RootOrigin::CommandLine)));
+        .chain(
+            command_line
+                .iter()
+                .map(|p| (p.clone(), RootOrigin::CommandLine)),
+        );
     for (path, origin) in all {
         let path = std::path::absolute(&path).unwrap_or(path);
         match roots.iter_mut().find(|r| r.path == path) {

@@ -35,12 +35,14 @@ pub fn run(ctx: &Context) -> Result<ExitCode> {
     running.product_type = "iPad13,18".into();
     running.finish = Finish::Uploading;
 
-    let mut broken = SyntheticBackup::new("3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a", hours(24 * 40));
+    let mut broken =
+        SyntheticBackup::new("3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a", hours(24 * 40));
     broken.device_name = "Old iPhone".into();
     broken.ios_version = "16.7.10".into();
     broken.finish = Finish::EmptyManifestPlist;
 
-    let mut ios9 = SyntheticBackup::new("9b1e7c3a5d2f4e6a8b0c1d3e5f7a9b2c4d6e8f0a", hours(24 * 900));
+    let mut ios9 =
+        SyntheticBackup::new("9b1e7c3a5d2f4e6a8b0c1d3e5f7a9b2c4d6e8f0a", hours(24 * 900));
     ios9.device_name = "iPhone 6s".into();
     ios9.ios_version = "9.3.5".into();
     ios9.format = ListFormat::ManifestMbdb;

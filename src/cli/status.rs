@@ -66,7 +66,11 @@ pub fn read_options(ctx: &Context) -> ReadOptions {
 }
 
 /// One row per backup, then where Unstuck looked.
-pub fn render_table(reports: &[RootReport], now: Timestamp, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn render_table(
+    reports: &[RootReport],
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let backups: Vec<&Backup> = reports
         .iter()
         .flat_map(|r| match &r.outcome {
@@ -125,7 +129,11 @@ pub fn render_table(reports: &[RootReport], now: Timestamp, out: &mut dyn Write)
     Ok(())
 }
 
-fn write_cells(out: &mut dyn Write, cells: &[String; 7], widths: &[usize; 7]) -> std::io::Result<()> {
+fn write_cells(
+    out: &mut dyn Write,
+    cells: &[String; 7],
+    widths: &[usize; 7],
+) -> std::io::Result<()> {
     let mut line = String::new();
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         line.push_str(cell);
@@ -193,7 +201,9 @@ fn table_row(b: &Backup, now: Timestamp) -> ([String; 7], Option<String>) {
             last,
             state,
             encrypted.to_owned(),
-            b.size_bytes.map(humanize::bytes).unwrap_or_else(|| "?".to_owned()),
+            b.size_bytes
+                .map(humanize::bytes)
+                .unwrap_or_else(|| "?".to_owned()),
             leftovers,
         ],
         detail,
@@ -269,7 +279,11 @@ struct JsonLeftover<'a> {
     bytes: u64,
 }
 
-pub fn render_json(reports: &[RootReport], now: Timestamp, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn render_json(
+    reports: &[RootReport],
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let mut backups = Vec::new();
     let roots = reports
         .iter()
@@ -304,7 +318,9 @@ pub fn render_json(reports: &[RootReport], now: Timestamp, out: &mut dyn Write) 
 fn json_backup<'a>(root: &'a Path, b: &'a Backup) -> JsonBackup<'a> {
     let (state, phase, reasons, unreadable_reason) = match &b.state {
         BackupState::Complete => ("complete", None, Vec::new(), None),
-        BackupState::InProgress { phase } => ("in_progress", Some(phase.as_str()), Vec::new(), None),
+        BackupState::InProgress { phase } => {
+            ("in_progress", Some(phase.as_str()), Vec::new(), None)
+        }
         BackupState::Interrupted { reasons } => (
             "interrupted",
             None,

@@ -1,0 +1,15 @@
+//! Integration tests: the real `unstuck` binary and the library's public API,
+//! on real Apple-written backups and on synthetic ones.
+
+mod util;
+
+/// Malformed and hostile folders: every one gets a row, none a panic.
+mod bad_input;
+/// The config file: created on first run, errors that name the key and line.
+mod config;
+/// Real Apple-written backups from the shared fixtures folder.
+mod fixtures;
+/// The reader never changes a byte or a timestamp inside a backup.
+mod read_only;
+/// The `status` command end to end: table, JSON, exit codes, roots.
+mod status;

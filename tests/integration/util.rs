@@ -1,0 +1,147 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use tempfile::TempDir;
+
+/// A private home for one run of the binary: HOME and the XDG folders point
+/// inside it, so a test never reads or writes the real user's files.
+pub struct Home {
+    pub dir: TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.path().join("config/unstuck/config.toml")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_unstuck"));
+        cmd.args(args)
+            .env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("XDG_DATA_HOME", self.path().join("data"))
+            .env("XDG_CACHE_HOME", self.path().join("cache"))
+            .env_remove("UNSTUCK_CONFIG")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().unwrap())
+    }
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout()))
+    }
+}
+
+/// The shared fixtures folder (`$UNSTUCK_FIXTURES`, else `../shared/fixtures`
+/// beside the repository), or `None` after saying the test is skipped.
+pub fn fixtures(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("UNSTUCK_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+    if dir.join("backups").is_dir() {
+        Some(dir.join("backups"))
+    } else {
+        eprintln!(
+            "SKIPPED {test}: no fixtures at {} (set UNSTUCK_FIXTURES to the shared fixtures folder)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Copies a folder tree (files and folders only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub fn set_mtime(path: &Path, t: SystemTime) {
+    fs::File::open(path).unwrap().set_modified(t).unwrap();
+}
+
+pub fn hours_ago(n: u64) -> SystemTime {
+    SystemTime::now() - std::time::Duration::from_secs(n * 3600)
+}
+
+pub fn days_ago(n: i64) -> Timestamp {
+    Timestamp::now() - jiff::SignedDuration::from_hours(24 * n)
+}
+
+/// Every entry under `root`: its kind, length, modification time and bytes.
+pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, (bool, u64, SystemTime, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let bytes = if meta.is_file() {
+            fs::read(entry.path()).unwrap()
+        } else {
+            Vec::new()
+        };
+        out.insert(
+            entry.path().to_path_buf(),
+            (meta.is_dir(), meta.len(), meta.modified().unwrap(), bytes),
+        );
+    }
+    out
+}
+
+/// The JSON backup whose path ends with `name`.
+pub fn backup_named<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("no backup {name} in {doc:#}"))
+}
