@@ -69,8 +69,13 @@ fn main() {
         ms(warm[warm.len() - 1])
     );
     match binary {
-        Some(b) => println!("  warm, `unstuck status` process:   {:>8.1} ms median of 10", ms(b)),
-        None => println!("  warm, `unstuck status` process:   skipped (no release binary; run `cargo build --release`)"),
+        Some(b) => println!(
+            "  warm, `unstuck status` process:   {:>8.1} ms median of 10",
+            ms(b)
+        ),
+        None => println!(
+            "  warm, `unstuck status` process:   skipped (no release binary; run `cargo build --release`)"
+        ),
     }
     let median = warm[warm.len() / 2];
     println!(
@@ -97,7 +102,10 @@ fn prepare(root: &Path, backups: usize, files: usize) {
         return;
     }
     let _ = std::fs::remove_dir_all(root);
-    eprintln!("generating {backups} backups of {files} files in {} (once)", root.display());
+    eprintln!(
+        "generating {backups} backups of {files} files in {} (once)",
+        root.display()
+    );
     let started = Instant::now();
     for n in 0..backups {
         let udid = format!("00008120-{:016X}", n as u64 + 1);
