@@ -16,4 +16,6 @@ pub mod cli;
 pub mod config;
 pub mod humanize;
 pub mod logging;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod synthetic;

@@ -95,7 +95,13 @@ impl SyntheticBackup {
             fs::create_dir_all(&dir)?;
             let data = file_content(self.seed, n as u64, self.file_size);
             fs::write(dir.join(&id), &data)?;
-            rows.push((id, domain, path, data.len() as u64));
+            rows.push(ManifestRow {
+                id,
+                domain,
+                path,
+                size: data.len() as u64,
+                modified: 1_700_000_000,
+            });
         }
 
         match self.format {
@@ -105,7 +111,7 @@ impl SyntheticBackup {
             ListFormat::ManifestMbdb => {
                 let records: Vec<(&str, u16, u64)> = rows
                     .iter()
-                    .map(|(_, _, path, size)| (path.as_str(), 0o100644, *size))
+                    .map(|row| (row.path.as_str(), 0o100644, row.size))
                     .collect();
                 fs::write(
                     folder.join("Manifest.mbdb"),
@@ -134,7 +140,7 @@ impl SyntheticBackup {
         }
         // Stamp what the reader dates activity by with the backup's date, as
         // if the files had been written then.
-        let hashed = rows.iter().map(|(id, ..)| folder.join(&id[..2]));
+        let hashed = rows.iter().map(|row| folder.join(&row.id[..2]));
         let top = [
             "Info.plist",
             "Status.plist",
@@ -150,7 +156,7 @@ impl SyntheticBackup {
         Ok(folder)
     }
 
-    fn info_plist(&self) -> Value {
+    pub(crate) fn info_plist(&self) -> Value {
         let mut d = Dictionary::new();
         d.insert("Build Version".into(), self.build_version.clone().into());
         d.insert("Device Name".into(), self.device_name.clone().into());
@@ -169,7 +175,7 @@ impl SyntheticBackup {
         Value::Dictionary(d)
     }
 
-    fn status_plist(&self, snapshot_state: &str) -> Value {
+    pub(crate) fn status_plist(&self, snapshot_state: &str) -> Value {
         let mut d = Dictionary::new();
         d.insert("BackupState".into(), "new".into());
         d.insert("Date".into(), plist_date(self.date));
@@ -187,7 +193,7 @@ impl SyntheticBackup {
         Value::Dictionary(d)
     }
 
-    fn manifest_plist(&self) -> Value {
+    pub(crate) fn manifest_plist(&self) -> Value {
         let mut lockdown = Dictionary::new();
         lockdown.insert("BuildVersion".into(), self.build_version.clone().into());
         lockdown.insert("DeviceName".into(), self.device_name.clone().into());
@@ -220,11 +226,21 @@ pub fn file_id(domain: &str, relative_path: &str) -> String {
 /// The bytes of file `n` of a backup made from `seed`: `len` pseudo-random
 /// bytes (splitmix64), the same on every call.
 pub fn file_content(seed: u64, n: u64, len: usize) -> Vec<u8> {
-    let mut state = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    content_chunk(seed, n, 0, len)
+}
+
+/// Bytes `offset..offset + len` of what [`file_content`] gives, computed
+/// without the bytes before them, so a large file can be produced in pieces.
+/// `offset` must be a multiple of 8.
+pub fn content_chunk(seed: u64, n: u64, offset: u64, len: usize) -> Vec<u8> {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let base = seed ^ n.wrapping_mul(GOLDEN);
+    let first_word = offset / 8;
     let mut out = Vec::with_capacity(len + 8);
+    let mut word = first_word;
     while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
+        word += 1;
+        let mut z = base.wrapping_add(word.wrapping_mul(GOLDEN));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
@@ -233,7 +249,17 @@ pub fn file_content(seed: u64, n: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn write_manifest_db(path: &Path, rows: &[(String, String, String, u64)]) -> rusqlite::Result<()> {
+/// One row of a Manifest.db.
+pub(crate) struct ManifestRow {
+    pub id: String,
+    pub domain: String,
+    pub path: String,
+    pub size: u64,
+    /// Seconds since 1970, as `MBFile.LastModified`.
+    pub modified: u64,
+}
+
+pub(crate) fn write_manifest_db(path: &Path, rows: &[ManifestRow]) -> rusqlite::Result<()> {
     let mut conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch(
@@ -248,12 +274,12 @@ fn write_manifest_db(path: &Path, rows: &[(String, String, String, u64)]) -> rus
         let mut insert = tx.prepare(
             "INSERT INTO Files (fileID, domain, relativePath, flags, file) VALUES (?1, ?2, ?3, 1, ?4)",
         )?;
-        for (inode, (id, domain, path, size)) in rows.iter().enumerate() {
+        for (inode, row) in rows.iter().enumerate() {
             insert.execute(rusqlite::params![
-                id,
-                domain,
-                path,
-                mbfile_blob(path, *size, inode as u64)
+                row.id,
+                row.domain,
+                row.path,
+                mbfile_blob(&row.path, row.size, inode as u64, row.modified)
             ])?;
         }
     }
@@ -264,14 +290,14 @@ fn write_manifest_db(path: &Path, rows: &[(String, String, String, u64)]) -> rus
 }
 
 /// An `MBFile` archived the way the device archives it (NSKeyedArchiver).
-fn mbfile_blob(relative_path: &str, size: u64, inode: u64) -> Vec<u8> {
+pub(crate) fn mbfile_blob(relative_path: &str, size: u64, inode: u64, modified: u64) -> Vec<u8> {
     let mut file = Dictionary::new();
     file.insert("$class".into(), Value::Uid(Uid::new(3)));
     file.insert("Birth".into(), 1_700_000_000u64.into());
     file.insert("Flags".into(), 0u64.into());
     file.insert("GroupID".into(), 501u64.into());
     file.insert("InodeNumber".into(), inode.into());
-    file.insert("LastModified".into(), 1_700_000_000u64.into());
+    file.insert("LastModified".into(), modified.into());
     file.insert("LastStatusChange".into(), 1_700_000_000u64.into());
     file.insert("Mode".into(), 0o100644u64.into());
     file.insert("ProtectionClass".into(), 3u64.into());
@@ -305,7 +331,7 @@ fn mbfile_blob(relative_path: &str, size: u64, inode: u64) -> Vec<u8> {
     out
 }
 
-fn plist_date(t: Timestamp) -> Value {
+pub(crate) fn plist_date(t: Timestamp) -> Value {
     let time = std::time::SystemTime::try_from(t).unwrap_or(std::time::UNIX_EPOCH);
     Value::Date(time.into())
 }
@@ -341,6 +367,14 @@ mod tests {
         assert_ne!(file_content(7, 3, 100), file_content(7, 4, 100));
         assert_eq!(file_content(7, 3, 13).len(), 13);
         assert!(file_content(7, 3, 0).is_empty());
+    }
+
+    #[test]
+    fn chunks_join_into_the_whole_file() {
+        let whole = file_content(3, 9, 1000);
+        let mut joined = content_chunk(3, 9, 0, 512);
+        joined.extend(content_chunk(3, 9, 512, 488));
+        assert_eq!(joined, whole);
     }
 
     #[test]

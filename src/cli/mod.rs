@@ -3,6 +3,8 @@
 //! each command runs against. Only this module and `main` use `anyhow`.
 
 mod demo;
+#[cfg(feature = "sim")]
+mod sim;
 mod status;
 
 use std::io::{self, Write};
@@ -45,6 +47,17 @@ pub enum Command {
     },
     /// Show what Unstuck reports, on made-up backups in a temporary folder.
     Demo,
+    /// Serve a simulated iPhone (usbmuxd, lockdownd, mobilebackup2) until Ctrl-C.
+    #[cfg(feature = "sim")]
+    Sim {
+        /// The loopback TCP port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// What the phone does: healthy, slow, stall-at-40, unplug-at-70,
+        /// host-disk-full, wrong-password, passcode-wait, locked, untrusted.
+        #[arg(long, default_value = "healthy", value_parser = scenario_names())]
+        scenario: String,
+    },
     /// Work with the config file.
     Config {
         #[command(subcommand)]
@@ -82,6 +95,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => return print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
         Command::Demo => Run::Demo,
+        #[cfg(feature = "sim")]
+        Command::Sim { port, scenario } => Run::Sim { port, scenario },
     };
     let config = config::load(&config_path, create, &dirs.home)?;
     crate::logging::init(
@@ -99,7 +114,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
         Run::Demo => demo::run(&ctx),
+        #[cfg(feature = "sim")]
+        Run::Sim { port, scenario } => sim::run(port, &scenario),
     }
+}
+
+#[cfg(feature = "sim")]
+fn scenario_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::sim::SCENARIOS.iter().map(|(name, _)| *name))
 }
 
 /// The commands that need the config and the log.
@@ -109,6 +131,11 @@ enum Run {
         backup_roots: Vec<PathBuf>,
     },
     Demo,
+    #[cfg(feature = "sim")]
+    Sim {
+        port: u16,
+        scenario: String,
+    },
 }
 
 /// Writes to stdout through `f`. A closed pipe (`unstuck status | head`) is

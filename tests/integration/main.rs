@@ -9,7 +9,11 @@ mod bad_input;
 mod config;
 /// Real Apple-written backups from the shared fixtures folder.
 mod fixtures;
+/// The simulated iPhone, checked by libimobiledevice's tools (written by others).
+mod peers;
 /// The reader never changes a byte or a timestamp inside a backup.
 mod read_only;
+/// The simulated iPhone, driven by the real idevice client.
+mod sim;
 /// The `status` command end to end: table, JSON, exit codes, roots.
 mod status;

@@ -1,0 +1,40 @@
+//! `unstuck sim`: serves a simulated iPhone on loopback until Ctrl-C, for
+//! trying Unstuck and other tools without a phone.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+use super::print;
+use crate::sim::{SCENARIOS, Sim, scenario};
+
+pub fn run(port: u16, name: &str) -> Result<ExitCode> {
+    let config = scenario(name).with_context(|| format!("there is no scenario {name:?}"))?;
+    let what = SCENARIOS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, what)| *what)
+        .unwrap_or("");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let sim = Sim::start_on(addr, config).await.with_context(|| {
+            format!("cannot listen on {addr}: is another simulator running there?")
+        })?;
+        print(|out| {
+            writeln!(out, "Simulated iPhone {} ({name}: {what}).", sim.udid())?;
+            writeln!(out, "Point clients at it with:")?;
+            writeln!(out, "USBMUXD_SOCKET_ADDRESS={}", sim.usbmuxd_address())?;
+            writeln!(out, "Press Ctrl-C to stop.")
+        })?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

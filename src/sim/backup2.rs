@@ -1,0 +1,619 @@
+//! The device side of mobilebackup2. After the DeviceLink version exchange
+//! the host says Hello and asks for a Backup; from then on the device drives:
+//! it downloads what the host has of the last backup, asks for free space,
+//! creates the hashed folders, uploads files in batches, then Manifest.db,
+//! Manifest.plist and a finished Status.plist, and ends with a
+//! `DLMessageProcessMessage` carrying the ErrorCode. Scripted faults (slow
+//! start, stall, unplug, passcode wait, host disk full, final error) happen
+//! along the way.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use plist::{Dictionary, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::conn::Conn;
+use super::wire;
+use super::{Shared, SimConfig, SimEvent, lock};
+use crate::synthetic::{self, ManifestRow, SyntheticBackup};
+
+const CODE_SUCCESS: u8 = 0x00;
+const CODE_FILE_DATA: u8 = 0x0c;
+/// File data goes out in pieces of this size (a multiple of 8, see
+/// `synthetic::content_chunk`).
+const CHUNK: usize = 64 * 1024;
+/// Files per DLMessageUploadFiles batch.
+const BATCH_FILES: usize = 64;
+/// The bound on a file the host sends back (only metadata files are asked for).
+const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
+/// `MBFile.LastModified` of a file that never changed.
+const BASE_MTIME: u64 = 1_700_000_000;
+
+fn invalid(why: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.into())
+}
+
+pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()> {
+    send(
+        &mut conn,
+        vec![
+            "DLMessageVersionExchange".into(),
+            300u64.into(),
+            0u64.into(),
+        ],
+    )
+    .await?;
+    let reply = receive(&mut conn).await?;
+    let ok = reply.get(1).and_then(Value::as_string) == Some("DLVersionsOk");
+    if tag(&reply) != "DLMessageVersionExchange" || !ok {
+        return Err(invalid("the host did not accept the DeviceLink version"));
+    }
+    send(&mut conn, vec!["DLMessageDeviceReady".into()]).await?;
+
+    loop {
+        let message = match wire::read_plist(&mut conn).await? {
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(invalid("a DeviceLink message that is not an array")),
+            None => return Ok(()),
+        };
+        match tag(&message) {
+            "DLMessageProcessMessage" => {
+                let request = message
+                    .get(1)
+                    .and_then(Value::as_dictionary)
+                    .cloned()
+                    .unwrap_or_default();
+                let name = request
+                    .get("MessageName")
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                match name {
+                    "Hello" => {
+                        let mut response = response(0, None);
+                        response.insert("ProtocolVersion".into(), Value::Real(2.1));
+                        process_message(&mut conn, response).await?;
+                    }
+                    "Backup" => backup(&mut conn, shared, &request).await?,
+                    "ChangePassword" => change_password(&mut conn, shared, &request).await?,
+                    other => {
+                        let description =
+                            format!("{other} is not supported by the simulated iPhone");
+                        process_message(&mut conn, response(1, Some(&description))).await?;
+                    }
+                }
+            }
+            "DLMessageDisconnect" => return Ok(()),
+            other => tracing::debug!(message = other, "sim mobilebackup2 ignored a message"),
+        }
+    }
+}
+
+fn tag(message: &[Value]) -> &str {
+    message.first().and_then(Value::as_string).unwrap_or("")
+}
+
+fn response(code: u64, description: Option<&str>) -> Dictionary {
+    let mut d = Dictionary::new();
+    d.insert("MessageName".into(), "Response".into());
+    d.insert("ErrorCode".into(), code.into());
+    if let Some(description) = description {
+        d.insert("ErrorDescription".into(), description.into());
+    }
+    d
+}
+
+async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
+    wire::write_plist(conn, &Value::Array(message), true).await
+}
+
+async fn process_message(conn: &mut Conn, body: Dictionary) -> io::Result<()> {
+    send(
+        conn,
+        vec!["DLMessageProcessMessage".into(), Value::Dictionary(body)],
+    )
+    .await
+}
+
+async fn receive(conn: &mut Conn) -> io::Result<Vec<Value>> {
+    match wire::read_plist(conn).await? {
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(invalid("a DeviceLink message that is not an array")),
+        None => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the host hung up",
+        )),
+    }
+}
+
+/// Reads the host's `DLMessageStatusResponse`: its code (signed; hosts send
+/// -6 as a huge unsigned number too) and its payload.
+async fn status_response(conn: &mut Conn) -> io::Result<(i64, Value)> {
+    let message = receive(conn).await?;
+    if tag(&message) != "DLMessageStatusResponse" {
+        return Err(invalid(format!(
+            "expected a status response, got {}",
+            tag(&message)
+        )));
+    }
+    let code = match message.get(1) {
+        Some(Value::Integer(i)) => i
+            .as_signed()
+            .or_else(|| i.as_unsigned().map(|u| u as i64))
+            .unwrap_or(-1),
+        _ => -1,
+    };
+    Ok((
+        code,
+        message.get(3).cloned().unwrap_or(Value::Boolean(false)),
+    ))
+}
+
+async fn finish(
+    conn: &mut Conn,
+    shared: &Shared,
+    code: u64,
+    description: &str,
+    files: usize,
+) -> io::Result<()> {
+    shared.log(SimEvent::BackupFinished {
+        error_code: code,
+        files,
+    });
+    let description = (code != 0).then_some(description);
+    process_message(conn, response(code, description)).await
+}
+
+/// The phone's side of one backup.
+async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> io::Result<()> {
+    let config = shared.config();
+    let udid = request
+        .get("TargetIdentifier")
+        .and_then(Value::as_string)
+        .unwrap_or(&config.udid)
+        .to_owned();
+    let force_full = request
+        .get("Options")
+        .and_then(Value::as_dictionary)
+        .and_then(|o| o.get("ForceFullBackup"))
+        .and_then(Value::as_boolean)
+        .unwrap_or(false);
+
+    tokio::time::sleep(config.first_message_delay).await;
+    if let Some(wait) = config.passcode_wait {
+        shared.log(SimEvent::WaitingForPasscode);
+        tokio::time::sleep(wait).await;
+        return finish(
+            conn,
+            shared,
+            208,
+            "The passcode was not entered on the device in time.",
+            0,
+        )
+        .await;
+    }
+
+    // What the host kept of the last backup.
+    let wanted = ["Status.plist", "Manifest.plist", "Manifest.db"].map(|f| format!("{udid}/{f}"));
+    send(
+        conn,
+        vec![
+            "DLMessageDownloadFiles".into(),
+            Value::Array(wanted.iter().map(|p| Value::from(p.as_str())).collect()),
+            Value::Dictionary(Dictionary::new()),
+            Value::Real(0.0),
+        ],
+    )
+    .await?;
+    let host = download(conn).await?;
+    status_response(conn).await?;
+    let previous = if force_full {
+        None
+    } else {
+        previous_backup(&host, &udid)
+    };
+    let incremental = previous.is_some();
+    shared.log(SimEvent::BackupStarted { incremental });
+
+    let generation = *lock(&shared.generation);
+    let plan = plan(&config, generation, previous.as_ref());
+    let needed = config
+        .claimed_backup_bytes
+        .unwrap_or_else(|| plan.iter().map(|f| f.size).sum::<u64>() + 1024 * 1024);
+
+    send(conn, vec!["DLMessageGetFreeDiskSpace".into()]).await?;
+    let (_, free) = status_response(conn).await?;
+    let free = free.as_unsigned_integer().unwrap_or(0);
+    if free < needed {
+        send(conn, vec!["DLMessagePurgeDiskSpace".into(), needed.into()]).await?;
+        // Some hosts answer, some do not: wait briefly, then give up either way.
+        let _ = tokio::time::timeout(Duration::from_secs(2), status_response(conn)).await;
+        let description = format!(
+            "Not enough free disk space on the computer: the backup needs {needed} bytes, {free} are free."
+        );
+        return finish(conn, shared, 105, &description, 0).await;
+    }
+
+    let template = template(&config, &udid);
+    let mut status = template.status_plist("uploading");
+    if let Value::Dictionary(d) = &mut status {
+        d.insert("IsFullBackup".into(), (!incremental).into());
+    }
+    upload_batch(conn, vec![meta_file(&udid, "Status.plist", &status)], 0.0).await?;
+
+    let folders: BTreeSet<String> = plan
+        .iter()
+        .map(|f| format!("{udid}/{}", &f.id[..2]))
+        .collect();
+    for folder in folders {
+        send(conn, vec!["DLMessageCreateDirectory".into(), folder.into()]).await?;
+        status_response(conn).await?;
+    }
+
+    let mut pacer = Pacer::new(config.throughput);
+    let total: u64 = plan.iter().map(|f| f.size).sum::<u64>().max(1);
+    let mut sent_bytes = 0u64;
+    let mut stalled = false;
+    for batch in plan.chunks(BATCH_FILES) {
+        let batch_bytes: u64 = batch.iter().map(|f| f.size).sum();
+        let after = 100.0 * (sent_bytes + batch_bytes) as f64 / total as f64;
+        send(
+            conn,
+            vec![
+                "DLMessageUploadFiles".into(),
+                Value::Dictionary(Dictionary::new()),
+                Value::Real(after.min(99.0)),
+                batch_bytes.into(),
+            ],
+        )
+        .await?;
+        for file in batch {
+            let percent = 100.0 * sent_bytes as f64 / total as f64;
+            if let Some(stall) = config.stall
+                && !stalled
+                && percent >= stall.at_percent
+            {
+                stalled = true;
+                shared.log(SimEvent::Stalled {
+                    at_percent: percent as u32,
+                });
+                tokio::time::sleep(stall.duration).await;
+            }
+            if let Some(at) = config.unplug_at_percent
+                && percent >= at
+            {
+                shared.log(SimEvent::Unplugged {
+                    at_percent: percent as u32,
+                });
+                // Detaching ends this connection with every other one.
+                shared.detach();
+                return Ok(());
+            }
+            send_file(conn, &udid, file, &config, &mut pacer).await?;
+            sent_bytes += file.size;
+        }
+        conn.write_all(&0u32.to_be_bytes()).await?;
+        conn.flush().await?;
+        status_response(conn).await?;
+    }
+
+    // The file list of the whole backup, then the records that close it.
+    let rows: Vec<ManifestRow> = (0..config.content.files)
+        .map(|n| {
+            let (domain, path) = template.file_name(n);
+            ManifestRow {
+                id: synthetic::file_id(&domain, &path),
+                domain,
+                path,
+                size: config.content.file_size as u64,
+                modified: modified(&config, generation, n),
+            }
+        })
+        .collect();
+    let db = tempfile::NamedTempFile::new()?;
+    synthetic::write_manifest_db(db.path(), &rows).map_err(io::Error::other)?;
+    let db_bytes = tokio::fs::read(db.path()).await?;
+    let mut closing = vec![
+        (format!("{udid}/Manifest.db"), db_bytes),
+        meta_file(&udid, "Manifest.plist", &template.manifest_plist()),
+    ];
+    if let Some((code, description)) = &config.final_error {
+        upload_batch(conn, closing, 99.0).await?;
+        return finish(conn, shared, *code, description, plan.len()).await;
+    }
+    let mut finished = template.status_plist("finished");
+    if let Value::Dictionary(d) = &mut finished {
+        d.insert("IsFullBackup".into(), (!incremental).into());
+    }
+    closing.push(meta_file(&udid, "Status.plist", &finished));
+    upload_batch(conn, closing, 100.0).await?;
+    *lock(&shared.generation) += 1;
+    finish(conn, shared, 0, "", plan.len()).await
+}
+
+/// A content file to send.
+struct PlannedFile {
+    index: usize,
+    id: String,
+    domain: String,
+    size: u64,
+    version: u64,
+}
+
+/// When file `n` last changed on the phone: the first `changed_files` files
+/// change after every finished backup.
+fn modified(config: &SimConfig, generation: u64, n: usize) -> u64 {
+    if n < config.content.changed_files {
+        BASE_MTIME + generation
+    } else {
+        BASE_MTIME
+    }
+}
+
+/// Every file the host lacks or holds in an older version.
+fn plan(
+    config: &SimConfig,
+    generation: u64,
+    previous: Option<&HashMap<String, u64>>,
+) -> Vec<PlannedFile> {
+    let template = template(config, &config.udid);
+    (0..config.content.files)
+        .filter_map(|n| {
+            let (domain, path) = template.file_name(n);
+            let id = synthetic::file_id(&domain, &path);
+            let version = modified(config, generation, n);
+            let unchanged = previous.and_then(|p| p.get(&id)) == Some(&version);
+            (!unchanged).then_some(PlannedFile {
+                index: n,
+                id,
+                domain,
+                size: config.content.file_size as u64,
+                version,
+            })
+        })
+        .collect()
+}
+
+/// The synthetic backup whose plists and file names the phone uses.
+fn template(config: &SimConfig, udid: &str) -> SyntheticBackup {
+    let mut t = SyntheticBackup::new(udid, Timestamp::now());
+    t.device_name = config.device_name.clone();
+    t.product_type = config.product_type.clone();
+    t.ios_version = config.ios_version.clone();
+    t.build_version = config.build_version.clone();
+    t.files = config.content.files;
+    t.file_size = config.content.file_size;
+    t.seed = config.content.seed;
+    t.encrypted = config.will_encrypt;
+    t
+}
+
+/// The seed of a file's bytes in `version`: a file that never changed has
+/// exactly `synthetic::file_content(seed, n, size)`; each change, new bytes.
+fn content_seed(config: &SimConfig, version: u64) -> u64 {
+    config.content.seed ^ (version - BASE_MTIME).wrapping_mul(0x51_7CC1_B727_220A)
+}
+
+async fn send_file(
+    conn: &mut Conn,
+    udid: &str,
+    file: &PlannedFile,
+    config: &SimConfig,
+    pacer: &mut Pacer,
+) -> io::Result<()> {
+    let dname = format!("{}-{}", file.domain, file.index);
+    let fname = format!("{udid}/{}/{}", &file.id[..2], file.id);
+    let mut head = Vec::new();
+    for name in [&dname, &fname] {
+        head.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        head.extend_from_slice(name.as_bytes());
+    }
+    conn.write_all(&head).await?;
+    let seed = content_seed(config, file.version);
+    let mut offset = 0u64;
+    while offset < file.size {
+        let len = CHUNK.min((file.size - offset) as usize);
+        let data = synthetic::content_chunk(seed, file.index as u64, offset, len);
+        let mut block = Vec::with_capacity(len + 5);
+        block.extend_from_slice(&(len as u32 + 1).to_be_bytes());
+        block.push(CODE_FILE_DATA);
+        block.extend_from_slice(&data);
+        conn.write_all(&block).await?;
+        offset += len as u64;
+        pacer.sent(len as u64).await;
+    }
+    conn.write_all(&[0, 0, 0, 1, CODE_SUCCESS]).await
+}
+
+/// Uploads whole in-memory files (paths already `<udid>/…`) as one batch.
+async fn upload_batch(
+    conn: &mut Conn,
+    files: Vec<(String, Vec<u8>)>,
+    progress: f64,
+) -> io::Result<()> {
+    let bytes: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    send(
+        conn,
+        vec![
+            "DLMessageUploadFiles".into(),
+            Value::Dictionary(Dictionary::new()),
+            Value::Real(progress),
+            bytes.into(),
+        ],
+    )
+    .await?;
+    let mut out = Vec::new();
+    for (path, data) in &files {
+        for name in [path, path] {
+            out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+        }
+        for chunk in data.chunks(CHUNK) {
+            out.extend_from_slice(&(chunk.len() as u32 + 1).to_be_bytes());
+            out.push(CODE_FILE_DATA);
+            out.extend_from_slice(chunk);
+        }
+        out.extend_from_slice(&[0, 0, 0, 1, CODE_SUCCESS]);
+    }
+    out.extend_from_slice(&0u32.to_be_bytes());
+    conn.write_all(&out).await?;
+    conn.flush().await?;
+    status_response(conn).await.map(drop)
+}
+
+fn meta_file(udid: &str, name: &str, value: &Value) -> (String, Vec<u8>) {
+    (format!("{udid}/{name}"), plist_bytes(value))
+}
+
+fn plist_bytes(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = value.to_writer_binary(&mut out);
+    out
+}
+
+/// Reads the host's answer to DLMessageDownloadFiles: for each file it has,
+/// its path then data blocks; a 0 length ends the list.
+async fn download(conn: &mut Conn) -> io::Result<HashMap<String, Vec<u8>>> {
+    let mut files = HashMap::new();
+    loop {
+        let len = conn.read_u32().await?;
+        if len == 0 {
+            return Ok(files);
+        }
+        if len > 4096 {
+            return Err(invalid(format!("a path of {len} bytes")));
+        }
+        let mut path = vec![0u8; len as usize];
+        conn.read_exact(&mut path).await?;
+        let path = String::from_utf8_lossy(&path).into_owned();
+        let mut data = Vec::new();
+        let mut ok = false;
+        loop {
+            let n = conn.read_u32().await?;
+            if n == 0 {
+                return Err(invalid("an empty data block"));
+            }
+            let code = conn.read_u8().await?;
+            let body = u64::from(n - 1);
+            if data.len() as u64 + body > MAX_DOWNLOAD {
+                return Err(invalid("a file larger than the bound"));
+            }
+            let mut block = vec![0u8; body as usize];
+            conn.read_exact(&mut block).await?;
+            match code {
+                CODE_FILE_DATA => data.extend_from_slice(&block),
+                CODE_SUCCESS => {
+                    ok = true;
+                    break;
+                }
+                // An error block: the host does not have the file.
+                _ => break,
+            }
+        }
+        if ok {
+            files.insert(path, data);
+        }
+    }
+}
+
+/// The host's last finished backup of this phone, as fileID → LastModified.
+fn previous_backup(host: &HashMap<String, Vec<u8>>, udid: &str) -> Option<HashMap<String, u64>> {
+    let status = host.get(&format!("{udid}/Status.plist"))?;
+    let status = crate::backup_folder::plists::parse_status(status).ok()?;
+    if status.snapshot_state != Some(crate::backup_folder::SnapshotState::Finished) {
+        return None;
+    }
+    let db = host.get(&format!("{udid}/Manifest.db"))?;
+    let file = tempfile::NamedTempFile::new().ok()?;
+    std::fs::write(file.path(), db).ok()?;
+    let conn = rusqlite::Connection::open(file.path()).ok()?;
+    let mut query = conn.prepare("SELECT fileID, file FROM Files").ok()?;
+    let rows = query
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .ok()?;
+    let mut known = HashMap::new();
+    for (id, blob) in rows.flatten() {
+        let modified = wire::parse_value(&blob)
+            .ok()
+            .and_then(|v| {
+                v.as_dictionary()?
+                    .get("$objects")?
+                    .as_array()?
+                    .get(1)
+                    .cloned()
+            })
+            .and_then(|o| {
+                o.as_dictionary()?
+                    .get("LastModified")?
+                    .as_unsigned_integer()
+            });
+        if let Some(modified) = modified {
+            known.insert(id, modified);
+        }
+    }
+    Some(known)
+}
+
+/// Keeps file data to a byte rate by sleeping after each piece.
+struct Pacer {
+    rate: Option<u64>,
+    start: Instant,
+    sent: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Pacer {
+        Pacer {
+            rate,
+            start: Instant::now(),
+            sent: 0,
+        }
+    }
+
+    async fn sent(&mut self, bytes: u64) {
+        self.sent += bytes;
+        if let Some(rate) = self.rate.filter(|r| *r > 0) {
+            let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+            let elapsed = self.start.elapsed();
+            if due > elapsed {
+                tokio::time::sleep(due - elapsed).await;
+            }
+        }
+    }
+}
+
+/// ChangePassword: with no OldPassword it turns encryption on, with no
+/// NewPassword off, with both it changes the password. The phone checks the
+/// old password: a wrong one is error 207.
+async fn change_password(
+    conn: &mut Conn,
+    shared: &Arc<Shared>,
+    request: &Dictionary,
+) -> io::Result<()> {
+    let old = request.get("OldPassword").and_then(Value::as_string);
+    let new = request.get("NewPassword").and_then(Value::as_string);
+    let config = shared.config();
+    let right = match (&config.password, old) {
+        (None, None) => true,
+        (Some(current), Some(given)) => current == given,
+        _ => false,
+    };
+    shared.log(SimEvent::PasswordChange { ok: right });
+    if !right {
+        return process_message(
+            conn,
+            response(207, Some("The backup password is not correct.")),
+        )
+        .await;
+    }
+    shared.update(|c| {
+        c.password = new.map(str::to_owned);
+        c.will_encrypt = new.is_some();
+    });
+    process_message(conn, response(0, None)).await
+}

@@ -1,0 +1,290 @@
+//! lockdownd on port 62078: QueryType, GetValue (root keys before a session,
+//! every domain after), SetValue (Wi-Fi sync), StartSession (then TLS, the
+//! device as server), StartService, StopSession, Goodbye; and the small
+//! services it starts besides mobilebackup2.
+
+use std::io;
+use std::sync::Arc;
+
+use plist::{Dictionary, Value};
+
+use super::conn::Conn;
+use super::wire;
+use super::{Link, Pairing, Shared, SimConfig, SimEvent, lock};
+
+/// A service started by StartService, waiting for its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    MobileBackup2 { ssl: bool },
+    NotificationProxy,
+}
+
+pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()> {
+    let mut session = false;
+    let mut stopping = false;
+    loop {
+        let request = match wire::read_plist(&mut conn).await {
+            Ok(Some(Value::Dictionary(d))) => d,
+            Ok(Some(_)) => return reply_error(&mut conn, "", "InvalidRequest").await,
+            // libimobiledevice ends TLS after StopSession and may say Goodbye
+            // in plaintext on the same socket.
+            Ok(None) | Err(_) if stopping && conn.is_tls() => {
+                conn.stop_tls();
+                stopping = false;
+                continue;
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = request
+            .get("Request")
+            .and_then(Value::as_string)
+            .unwrap_or("")
+            .to_owned();
+        shared.log(SimEvent::Lockdown(name.clone()));
+        let mut reply = Dictionary::new();
+        reply.insert("Request".into(), name.clone().into());
+        let config = shared.config();
+        match name.as_str() {
+            "QueryType" => {
+                reply.insert("Type".into(), "com.apple.mobile.lockdown".into());
+            }
+            "GetValue" => {
+                let domain = request.get("Domain").and_then(Value::as_string);
+                let key = request.get("Key").and_then(Value::as_string);
+                if let Some(d) = domain {
+                    reply.insert("Domain".into(), d.into());
+                }
+                if let Some(k) = key {
+                    reply.insert("Key".into(), k.into());
+                }
+                if domain.is_some() && !session {
+                    reply.insert("Error".into(), "InvalidSession".into());
+                } else {
+                    match get_value(shared, &config, domain, key) {
+                        Some(value) => {
+                            reply.insert("Value".into(), value);
+                        }
+                        None => {
+                            reply.insert("Error".into(), "MissingValue".into());
+                        }
+                    }
+                }
+            }
+            "SetValue" => {
+                let domain = request.get("Domain").and_then(Value::as_string);
+                let key = request.get("Key").and_then(Value::as_string);
+                let value = request.get("Value").and_then(Value::as_boolean);
+                match (domain, key, value) {
+                    _ if !session => {
+                        reply.insert("Error".into(), "InvalidSession".into());
+                    }
+                    (
+                        Some("com.apple.mobile.wireless_lockdown"),
+                        Some("EnableWifiConnections"),
+                        Some(on),
+                    ) => {
+                        shared.update(|c| c.wifi_sync = on);
+                        shared.log(SimEvent::WifiSyncSet(on));
+                    }
+                    _ => {
+                        reply.insert("Error".into(), "SetProhibited".into());
+                    }
+                }
+            }
+            "StartSession" => {
+                let host_id = request.get("HostID").and_then(Value::as_string);
+                let error = match config.pairing {
+                    Pairing::Revoked => Some("InvalidHostID"),
+                    _ if host_id != Some(shared.identity.host_id.as_str()) => Some("InvalidHostID"),
+                    Pairing::Locked => Some("PasswordProtected"),
+                    Pairing::Paired => None,
+                };
+                if let Some(error) = error {
+                    reply.insert("Error".into(), error.into());
+                } else {
+                    reply.insert("EnableSessionSSL".into(), true.into());
+                    reply.insert(
+                        "SessionID".into(),
+                        "5A1D7C3E-0000-4000-8000-5E5510000001".into(),
+                    );
+                    wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
+                    let cert = conn.start_tls(shared).await?;
+                    shared.log(SimEvent::SessionStarted(cert));
+                    session = true;
+                    continue;
+                }
+            }
+            "StopSession" => {
+                session = false;
+                stopping = true;
+            }
+            "StartService" => {
+                let service = request
+                    .get("Service")
+                    .and_then(Value::as_string)
+                    .unwrap_or("");
+                reply.insert("Service".into(), service.into());
+                let escrow = request.get("EscrowBag").is_some();
+                let started = match service {
+                    _ if !session => Err("InvalidSession"),
+                    "com.apple.mobilebackup2" if config.require_escrow_bag && !escrow => {
+                        Err("EscrowLocked")
+                    }
+                    "com.apple.mobilebackup2" => Ok(Service::MobileBackup2 {
+                        ssl: config.service_ssl,
+                    }),
+                    "com.apple.mobile.notification_proxy" => Ok(Service::NotificationProxy),
+                    _ => Err("InvalidService"),
+                };
+                match started {
+                    Ok(kind) => {
+                        let port = {
+                            let mut next = lock(&shared.next_port);
+                            *next = next.checked_add(1).unwrap_or(49152);
+                            *next
+                        };
+                        lock(&shared.services).insert(port, kind);
+                        reply.insert("Port".into(), u64::from(port).into());
+                        if let Service::MobileBackup2 { ssl: true } = kind {
+                            reply.insert("EnableServiceSSL".into(), true.into());
+                        }
+                        shared.log(SimEvent::ServiceStarted(service.to_owned()));
+                    }
+                    Err(error) => {
+                        reply.insert("Error".into(), error.into());
+                    }
+                }
+            }
+            "ValidatePair" | "Pair" => {}
+            "Goodbye" => {
+                reply.insert("Result".into(), "Success".into());
+                wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
+                return Ok(());
+            }
+            _ => {
+                reply.insert("Error".into(), "InvalidRequest".into());
+            }
+        }
+        wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
+    }
+}
+
+async fn reply_error(conn: &mut Conn, request: &str, error: &str) -> io::Result<()> {
+    let mut reply = Dictionary::new();
+    reply.insert("Request".into(), request.into());
+    reply.insert("Error".into(), error.into());
+    wire::write_plist(conn, &Value::Dictionary(reply), false).await
+}
+
+/// A lockdown value, a whole domain (no key), or the whole root domain.
+fn get_value(
+    shared: &Shared,
+    config: &SimConfig,
+    domain: Option<&str>,
+    key: Option<&str>,
+) -> Option<Value> {
+    let domain = domain_values(shared, config, domain.unwrap_or(""))?;
+    match key {
+        None => Some(Value::Dictionary(domain)),
+        Some(key) => domain.get(key).cloned(),
+    }
+}
+
+fn domain_values(shared: &Shared, c: &SimConfig, domain: &str) -> Option<Dictionary> {
+    let mut d = Dictionary::new();
+    let mut put = |k: &str, v: Value| {
+        d.insert(k.into(), v);
+    };
+    match domain {
+        "" => {
+            put("ActivationState", "Activated".into());
+            put("BuildVersion", c.build_version.clone().into());
+            put("CPUArchitecture", "arm64e".into());
+            put("DeviceClass", "iPhone".into());
+            put("DeviceColor", "1".into());
+            put("DeviceName", c.device_name.clone().into());
+            put("HardwareModel", "D74AP".into());
+            put("HostAttached", true.into());
+            put("PasswordProtected", (c.pairing == Pairing::Locked).into());
+            put("ProductName", "iPhone OS".into());
+            put("ProductType", c.product_type.clone().into());
+            put("ProductVersion", c.ios_version.clone().into());
+            put("SerialNumber", c.serial.clone().into());
+            put("TimeZone", "Europe/London".into());
+            put("UniqueDeviceID", c.udid.clone().into());
+            put("WiFiAddress", shared.identity.wifi_mac.clone().into());
+        }
+        "com.apple.disk_usage" => {
+            let system = c.disk_capacity / 10;
+            put("TotalDiskCapacity", c.disk_capacity.into());
+            put("TotalSystemCapacity", system.into());
+            put("TotalSystemAvailable", (system / 5).into());
+            put("TotalDataCapacity", (c.disk_capacity - system).into());
+            put("TotalDataAvailable", c.disk_free.into());
+            put("AmountDataAvailable", c.disk_free.into());
+            put("AmountDataReserved", 200_000_000u64.into());
+            put("PhotoUsage", (c.content.total_bytes() / 2).into());
+        }
+        "com.apple.mobile.backup" => {
+            put("WillEncrypt", c.will_encrypt.into());
+            put("CloudBackupEnabled", c.cloud_backup.into());
+            put("RequiresEncrypt", false.into());
+            let last = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+            put("LastiTunesBackupDate", Value::Date(last.into()));
+            if c.cloud_backup {
+                put("LastCloudBackupDate", Value::Date(last.into()));
+            }
+        }
+        "com.apple.mobile.wireless_lockdown" => {
+            put("EnableWifiConnections", c.wifi_sync.into());
+            put("SupportsWifi", true.into());
+            put("SupportsWifiSyncing", true.into());
+        }
+        "com.apple.mobile.battery" => {
+            put(
+                "BatteryCurrentCapacity",
+                u64::from(c.battery_percent).into(),
+            );
+            put("BatteryIsCharging", (c.link == Link::Usb).into());
+        }
+        _ => return None,
+    }
+    Some(d)
+}
+
+/// Serves a connection to a port StartService handed out.
+pub(crate) async fn serve_service(
+    mut conn: Conn,
+    service: Service,
+    shared: &Arc<Shared>,
+) -> io::Result<()> {
+    match service {
+        Service::MobileBackup2 { ssl } => {
+            if ssl {
+                conn.start_tls(shared).await?;
+            }
+            super::backup2::serve(conn, shared).await
+        }
+        Service::NotificationProxy => notification_proxy(conn).await,
+    }
+}
+
+/// A notification_proxy that takes observe and post requests and stays quiet
+/// until told to shut down (libimobiledevice 1.3.0's idevicebackup2 crashes
+/// when the service is refused).
+async fn notification_proxy(mut conn: Conn) -> io::Result<()> {
+    while let Some(message) = wire::read_plist(&mut conn).await? {
+        let command = message
+            .as_dictionary()
+            .and_then(|d| d.get("Command"))
+            .and_then(Value::as_string);
+        if command == Some("Shutdown") {
+            let mut reply = Dictionary::new();
+            reply.insert("Command".into(), "ProxyDeath".into());
+            wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
+            return Ok(());
+        }
+    }
+    Ok(())
+}

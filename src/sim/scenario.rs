@@ -1,0 +1,92 @@
+//! Named scenarios for `unstuck sim --scenario NAME` and `unstuck demo`.
+
+use std::time::Duration;
+
+use super::{Content, Pairing, SimConfig, Stall};
+
+/// Every scenario name with what it shows.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    ("healthy", "a paired iPhone whose backups finish"),
+    ("slow", "a backup throttled to 2 MB/s over Wi-Fi"),
+    (
+        "stall-at-40",
+        "a backup that stops moving at 40 % for 10 minutes, then goes on",
+    ),
+    ("unplug-at-70", "the cable comes out at 70 % of the backup"),
+    (
+        "host-disk-full",
+        "the computer has too little free space (error 105)",
+    ),
+    (
+        "wrong-password",
+        "an encrypted backup whose password is not the one given (error 207)",
+    ),
+    (
+        "passcode-wait",
+        "iOS asks for the passcode and gives up after 3 minutes (error 208)",
+    ),
+    (
+        "locked",
+        "a phone locked since it restarted: no session until it is unlocked",
+    ),
+    (
+        "untrusted",
+        "the phone no longer trusts this computer (pairing revoked)",
+    ),
+];
+
+/// The configuration of scenario `name`, `None` when there is no such one.
+pub fn scenario(name: &str) -> Option<SimConfig> {
+    let mut c = SimConfig::new("00008120-001A2B3C4D5E6F70");
+    c.device_name = "Demo iPhone".into();
+    c.content = Content {
+        files: 400,
+        file_size: 64 * 1024,
+        seed: 42,
+        changed_files: 20,
+    };
+    // Slow enough that a person can watch the progress (about 13 s).
+    c.throughput = Some(2_000_000);
+    match name {
+        "healthy" => {}
+        "slow" => {
+            c.link = super::Link::Wifi;
+            c.throughput = Some(500_000);
+        }
+        "stall-at-40" => {
+            c.stall = Some(Stall {
+                at_percent: 40.0,
+                duration: Duration::from_secs(600),
+            })
+        }
+        "unplug-at-70" => c.unplug_at_percent = Some(70.0),
+        "host-disk-full" => c.claimed_backup_bytes = Some(1 << 50),
+        "wrong-password" => {
+            c.will_encrypt = true;
+            c.password = Some("correct horse".into());
+        }
+        "passcode-wait" => {
+            c.ios_version = "18.1".into();
+            c.passcode_wait = Some(Duration::from_secs(180));
+        }
+        "locked" => c.pairing = Pairing::Locked,
+        "untrusted" => c.pairing = Pairing::Revoked,
+        _ => return None,
+    }
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_scenario_exists_and_differs_from_healthy() {
+        let healthy = scenario("healthy").unwrap();
+        for (name, _) in SCENARIOS.iter().skip(1) {
+            let c = scenario(name).unwrap_or_else(|| panic!("{name}"));
+            assert_ne!(c, healthy, "{name}");
+        }
+        assert!(scenario("nope").is_none());
+    }
+}

@@ -1,0 +1,493 @@
+//! The simulated iPhone driven by the real `idevice` client over the wire.
+
+use std::time::Duration;
+
+use idevice::IdeviceService;
+use idevice::lockdown::LockdownClient;
+use idevice::mobilebackup2::{FsBackupDelegate, MobileBackup2Client};
+use idevice::provider::IdeviceProvider;
+use idevice::usbmuxd::{Connection, UsbmuxdAddr, UsbmuxdConnection, UsbmuxdListenEvent};
+use plist::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use unstuck::backup_folder::{BackupState, MeasureCache, ReadOptions, read_backup};
+use unstuck::sim::{ClientCert, Pairing, Sim, SimConfig, SimEvent, Stall, wire};
+
+pub const UDID: &str = "00008110-000C1D2E3F405162";
+
+/// A fast phone with a small backup.
+pub fn config() -> SimConfig {
+    let mut c = SimConfig::new(UDID);
+    c.content.files = 40;
+    c.content.file_size = 3000;
+    c.content.changed_files = 5;
+    c
+}
+
+fn addr(sim: &Sim) -> UsbmuxdAddr {
+    UsbmuxdAddr::TcpSocket(sim.addr())
+}
+
+async fn provider(sim: &Sim) -> impl IdeviceProvider {
+    let mut mux = UsbmuxdConnection::new(addr(sim).to_socket().await.unwrap(), 1);
+    let device = mux.get_device(UDID).await.unwrap();
+    device.to_provider(addr(sim), "unstuck-test")
+}
+
+/// Starts mobilebackup2 the way Unstuck's engine does: with the pair record's
+/// escrow bag, which the phone asks for.
+async fn backup_client(sim: &Sim) -> MobileBackup2Client {
+    let provider = provider(sim).await;
+    let pairing = provider.get_pairing_file().await.unwrap();
+    let mut lockdown = LockdownClient::connect(&provider).await.unwrap();
+    lockdown.start_session(&pairing).await.unwrap();
+    let (port, ssl) = lockdown
+        .start_service_with_escrow("com.apple.mobilebackup2", pairing.escrow_bag.clone())
+        .await
+        .unwrap();
+    let mut idevice = provider.connect(port).await.unwrap();
+    if ssl {
+        idevice.start_session(&pairing, false).await.unwrap();
+    }
+    idevice.set_udid(UDID);
+    MobileBackup2Client::from_stream(idevice).await.unwrap()
+}
+
+fn read(folder: &std::path::Path) -> unstuck::backup_folder::Backup {
+    read_backup(
+        folder,
+        ReadOptions {
+            now: jiff::Timestamp::now(),
+            active_window: jiff::SignedDuration::from_mins(10),
+        },
+        &mut MeasureCache::in_memory(),
+    )
+}
+
+#[tokio::test]
+async fn usbmuxd_lists_the_phone_and_its_pair_record() {
+    let sim = Sim::start(config()).await.unwrap();
+    let mut mux = UsbmuxdConnection::new(addr(&sim).to_socket().await.unwrap(), 1);
+    let devices = mux.get_devices().await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].udid, UDID);
+    assert_eq!(devices[0].connection_type, Connection::Usb);
+    let pairing = mux.get_pair_record(UDID).await.unwrap();
+    assert_eq!(pairing.host_id, unstuck::sim::Identity::shared().host_id);
+    assert!(!mux.get_buid().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn wifi_phones_are_network_attached() {
+    let mut c = config();
+    c.link = unstuck::sim::Link::Wifi;
+    let sim = Sim::start(c).await.unwrap();
+    let mut mux = UsbmuxdConnection::new(addr(&sim).to_socket().await.unwrap(), 1);
+    let devices = mux.get_devices().await.unwrap();
+    assert!(
+        matches!(devices[0].connection_type, Connection::Network(_)),
+        "{:?}",
+        devices[0]
+    );
+}
+
+#[tokio::test]
+async fn lockdown_values_over_tls_match_the_script() {
+    let mut c = config();
+    c.disk_free = 1_234_567_890;
+    c.will_encrypt = true;
+    c.wifi_sync = true;
+    let sim = Sim::start(c).await.unwrap();
+    let provider = provider(&sim).await;
+    let mut lockdown = LockdownClient::connect(&provider).await.unwrap();
+    // Root keys answer before a session, as clients expect.
+    let version = lockdown
+        .get_value(Some("ProductVersion"), None)
+        .await
+        .unwrap();
+    assert_eq!(version.as_string(), Some("18.1"));
+    lockdown
+        .start_session(&provider.get_pairing_file().await.unwrap())
+        .await
+        .unwrap();
+    let disk = lockdown
+        .get_value(None, Some("com.apple.disk_usage"))
+        .await
+        .unwrap();
+    let disk = disk.as_dictionary().unwrap();
+    assert_eq!(
+        disk["TotalDataAvailable"].as_unsigned_integer(),
+        Some(1_234_567_890)
+    );
+    assert_eq!(
+        disk["TotalDiskCapacity"].as_unsigned_integer(),
+        Some(128_000_000_000)
+    );
+    let encrypt = lockdown
+        .get_value(Some("WillEncrypt"), Some("com.apple.mobile.backup"))
+        .await
+        .unwrap();
+    assert_eq!(encrypt.as_boolean(), Some(true));
+    lockdown
+        .set_value(
+            "EnableWifiConnections",
+            false.into(),
+            Some("com.apple.mobile.wireless_lockdown"),
+        )
+        .await
+        .unwrap();
+    assert!(!sim.config().wifi_sync);
+    let events = sim.events();
+    assert!(
+        events.contains(&SimEvent::SessionStarted(Some(ClientCert::Host))),
+        "{events:?}"
+    );
+    assert!(events.contains(&SimEvent::WifiSyncSet(false)));
+}
+
+#[tokio::test]
+async fn revoked_and_locked_phones_refuse_a_session() {
+    for (pairing, expected) in [
+        (Pairing::Revoked, "InvalidHostID"),
+        (Pairing::Locked, "PasswordProtected"),
+    ] {
+        let mut c = config();
+        c.pairing = pairing;
+        let sim = Sim::start(c).await.unwrap();
+        let mut mux = UsbmuxdConnection::new(addr(&sim).to_socket().await.unwrap(), 1);
+        let device = mux.get_device(UDID).await.unwrap();
+        let provider = device.to_provider(addr(&sim), "unstuck-test");
+        let pairing_file = idevice::pairing_file::PairingFile::from_value(&Value::Dictionary(
+            unstuck::sim::Identity::shared().pair_record(UDID),
+        ))
+        .unwrap();
+        let mut lockdown = LockdownClient::connect(&provider).await.unwrap();
+        let err = lockdown.start_session(&pairing_file).await.unwrap_err();
+        assert!(format!("{err:?}").contains(expected), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn listen_reports_detach_and_attach() {
+    let sim = Sim::start(config()).await.unwrap();
+    let mut mux = UsbmuxdConnection::new(addr(&sim).to_socket().await.unwrap(), 1);
+    let mut events = mux.listen().await.unwrap();
+    use futures_util::StreamExt;
+    macro_rules! next {
+        () => {
+            tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .expect("an event within 5 s")
+                .unwrap()
+                .unwrap()
+        };
+    }
+    let first = next!();
+    let UsbmuxdListenEvent::Connected(device) = first else {
+        panic!("{first:?}");
+    };
+    sim.detach();
+    match next!() {
+        UsbmuxdListenEvent::Disconnected(id) => assert_eq!(id, device.device_id),
+        other => panic!("{other:?}"),
+    }
+    sim.attach();
+    match next!() {
+        UsbmuxdListenEvent::Connected(again) => assert_ne!(again.device_id, device.device_id),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_messages_get_result_1_and_the_socket_stays_open() {
+    let sim = Sim::start(config()).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    let mut bogus = plist::Dictionary::new();
+    bogus.insert("MessageType".into(), "Bogus".into());
+    socket.write_all(&wire::mux_frame(9, &bogus)).await.unwrap();
+    let reply = wire::read_mux(&mut socket).await.unwrap().unwrap();
+    assert_eq!(reply.tag, 9);
+    assert_eq!(reply.body["Number"].as_unsigned_integer(), Some(1));
+    let mut list = plist::Dictionary::new();
+    list.insert("MessageType".into(), "ListDevices".into());
+    socket.write_all(&wire::mux_frame(10, &list)).await.unwrap();
+    let reply = wire::read_mux(&mut socket).await.unwrap().unwrap();
+    assert_eq!(reply.tag, 10);
+    assert_eq!(reply.body["DeviceList"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn garbage_and_huge_frames_end_only_that_connection() {
+    let sim = Sim::start(config()).await.unwrap();
+    for bytes in [
+        vec![0xffu8; 64],
+        // A header that claims 4 GB.
+        [
+            u32::MAX.to_le_bytes(),
+            1u32.to_le_bytes(),
+            8u32.to_le_bytes(),
+            1u32.to_le_bytes(),
+        ]
+        .concat(),
+        // A whole frame whose plist is cut short.
+        [
+            39u32.to_le_bytes(),
+            1u32.to_le_bytes(),
+            8u32.to_le_bytes(),
+            1u32.to_le_bytes(),
+        ]
+        .concat()
+        .into_iter()
+        .chain(*b"<plist><dict><key>x</ke")
+        .collect(),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+        socket.write_all(&bytes).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+            .await
+            .expect("the simulator closes a connection that sends garbage");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    // Still serving.
+    let mut mux = UsbmuxdConnection::new(addr(&sim).to_socket().await.unwrap(), 1);
+    assert_eq!(mux.get_devices().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn full_then_incremental_backup_through_idevice() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = backup_client(&sim).await;
+    let result = client
+        .backup_from_path(dir.path(), None, None, &FsBackupDelegate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
+    let folder = dir.path().join(UDID);
+    let backup = read(&folder);
+    assert_eq!(backup.state, BackupState::Complete, "{backup:?}");
+    assert_eq!(backup.file_count, Some(40));
+    assert_eq!(backup.udid.as_deref(), Some(UDID));
+    // Content is byte-identical to what the simulated phone holds.
+    let template = unstuck::synthetic::SyntheticBackup::new(UDID, jiff::Timestamp::now());
+    let (domain, path) = template.file_name(39);
+    let id = unstuck::synthetic::file_id(&domain, &path);
+    let on_disk = std::fs::read(folder.join(&id[..2]).join(&id)).unwrap();
+    assert!(
+        on_disk == unstuck::synthetic::file_content(7, 39, 3000),
+        "file 39 differs"
+    );
+
+    // The second backup sends only the files that changed.
+    let mut client = backup_client(&sim).await;
+    let result = client
+        .backup_from_path(dir.path(), None, None, &FsBackupDelegate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
+    assert_eq!(read(&folder).state, BackupState::Complete);
+    let finished: Vec<_> = sim
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                SimEvent::BackupFinished { .. } | SimEvent::BackupStarted { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            SimEvent::BackupStarted { incremental: false },
+            SimEvent::BackupFinished {
+                error_code: 0,
+                files: 40
+            },
+            SimEvent::BackupStarted { incremental: true },
+            SimEvent::BackupFinished {
+                error_code: 0,
+                files: 5
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn mobilebackup2_without_the_escrow_bag_is_refused() {
+    let sim = Sim::start(config()).await.unwrap();
+    let provider = provider(&sim).await;
+    let err = MobileBackup2Client::connect(&provider).await.err().unwrap();
+    assert!(format!("{err:?}").contains("Escrow"), "{err:?}");
+}
+
+#[tokio::test]
+async fn service_ssl_backups_work_too() {
+    let mut c = config();
+    c.service_ssl = true;
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = backup_client(&sim).await;
+    let result = client
+        .backup_from_path(dir.path(), None, None, &FsBackupDelegate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
+    assert_eq!(read(&dir.path().join(UDID)).state, BackupState::Complete);
+}
+
+#[tokio::test]
+async fn scripted_error_codes_come_back_as_ok_dicts() {
+    let mut c = config();
+    c.final_error = Some((211, "Backup failed".into()));
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = backup_client(&sim).await;
+    let result = client
+        .backup_from_path(dir.path(), None, None, &FsBackupDelegate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(211));
+    assert_eq!(
+        result["ErrorDescription"].as_string(),
+        Some("Backup failed")
+    );
+    // Status.plist was never finished, so the folder is not complete.
+    assert!(matches!(
+        read(&dir.path().join(UDID)).state,
+        BackupState::InProgress { .. }
+    ));
+}
+
+#[tokio::test]
+async fn host_disk_full_ends_in_error_105() {
+    let mut c = config();
+    c.claimed_backup_bytes = Some(1 << 50);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = backup_client(&sim).await;
+    let result = client
+        .backup_from_path(dir.path(), None, None, &FsBackupDelegate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(105));
+}
+
+#[tokio::test]
+async fn unplug_drops_the_connection_and_detaches() {
+    let mut c = config();
+    c.unplug_at_percent = Some(50.0);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = backup_client(&sim).await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.backup_from_path(dir.path(), None, None, &FsBackupDelegate),
+    )
+    .await
+    .expect("the client sees the connection drop");
+    assert!(result.is_err(), "{result:?}");
+    let events = sim.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            SimEvent::Unplugged {
+                at_percent: 50..=55
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(events.contains(&SimEvent::Detached));
+    let mut mux = UsbmuxdConnection::new(addr(&sim).to_socket().await.unwrap(), 1);
+    assert!(mux.get_devices().await.unwrap().is_empty());
+}
+
+/// A real wait: the stall is the phone holding still on a real socket.
+/// Kept to 300 ms.
+#[tokio::test]
+async fn stall_pauses_the_transfer_then_goes_on() {
+    let mut c = config();
+    c.stall = Some(Stall {
+        at_percent: 40.0,
+        duration: Duration::from_millis(300),
+    });
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = backup_client(&sim).await;
+    let started = std::time::Instant::now();
+    let result = client
+        .backup_from_path(dir.path(), None, None, &FsBackupDelegate)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(sim.events().iter().any(|e| matches!(
+        e,
+        SimEvent::Stalled {
+            at_percent: 40..=45
+        }
+    )));
+}
+
+/// Sends ChangePassword and returns the phone's ErrorCode. (idevice's own
+/// `change_password_from_path` drops the reply, so the message is framed here.)
+async fn change_password(
+    client: &mut MobileBackup2Client,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> u64 {
+    let mut body = plist::Dictionary::new();
+    body.insert("MessageName".into(), "ChangePassword".into());
+    body.insert("TargetIdentifier".into(), UDID.into());
+    if let Some(old) = old {
+        body.insert("OldPassword".into(), old.into());
+    }
+    if let Some(new) = new {
+        body.insert("NewPassword".into(), new.into());
+    }
+    let message = Value::Array(vec![
+        "DLMessageProcessMessage".into(),
+        Value::Dictionary(body),
+    ]);
+    client
+        .idevice
+        .send_raw(&wire::plist_frame(&message, true))
+        .await
+        .unwrap();
+    let (tag, reply) = client.receive_dl_message().await.unwrap();
+    assert_eq!(tag, "DLMessageProcessMessage");
+    reply.as_array().unwrap()[1].as_dictionary().unwrap()["ErrorCode"]
+        .as_unsigned_integer()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn change_password_checks_the_old_one() {
+    let mut c = config();
+    c.will_encrypt = true;
+    c.password = Some("right".into());
+    let sim = Sim::start(c).await.unwrap();
+    let mut client = backup_client(&sim).await;
+    assert_eq!(
+        change_password(&mut client, Some("wrong"), Some("new")).await,
+        207
+    );
+    assert!(sim.config().will_encrypt);
+    assert_eq!(change_password(&mut client, Some("right"), None).await, 0);
+    assert!(!sim.config().will_encrypt);
+    assert_eq!(change_password(&mut client, None, Some("fresh")).await, 0);
+    assert_eq!(sim.config().password.as_deref(), Some("fresh"));
+    assert_eq!(
+        sim.events()
+            .iter()
+            .filter(|e| matches!(e, SimEvent::PasswordChange { .. }))
+            .count(),
+        3
+    );
+}
