@@ -6,6 +6,8 @@
 //!   into plain data; never writes inside one.
 //! - `config`: the settings file, checked key by key, and Unstuck's own folders.
 //! - `cli`: the command line, from parsed arguments to output.
+//! - `sim`: a simulated iPhone that speaks usbmuxd, lockdownd (TLS) and
+//!   mobilebackup2 on loopback TCP, with scripted faults.
 //! - `synthetic`: made-up backups in the real layout, for tests, benchmarks and
 //!   the demo.
 //! - `humanize`: "2 days ago", "1.4 GB".
