@@ -101,7 +101,11 @@ fn main() {
         println!(
             "  idevicebackup2:   {:>7.1} MB/s ({seconds:.2} s){}",
             total / seconds / 1e6,
-            if ok { "" } else { " — it did not report success" }
+            if ok {
+                ""
+            } else {
+                " — it did not report success"
+            }
         );
     } else {
         println!("  idevicebackup2:   skipped (not installed)");
