@@ -491,3 +491,137 @@ async fn change_password_checks_the_old_one() {
         3
     );
 }
+
+/// A client limited to one TLS version, presenting the pair record's host
+/// certificate (the device's certificate is not checked, as real clients
+/// don't).
+async fn session_with(
+    sim: &Sim,
+    version: &'static rustls::SupportedProtocolVersion,
+    stranger: bool,
+) -> Result<(), String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+    #[derive(Debug)]
+    struct AnyServer(std::sync::Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let identity = unstuck::sim::Identity::shared();
+    let (cert, key) = if stranger {
+        // A certificate the phone never saw in a pair record.
+        let other = rcgen::generate_simple_self_signed(vec!["stranger".to_owned()]).unwrap();
+        (
+            other.cert.der().clone(),
+            PrivateKeyDer::from_pem_slice(other.signing_key.serialize_pem().as_bytes()).unwrap(),
+        )
+    } else {
+        (
+            identity.host_cert_der.clone(),
+            PrivateKeyDer::from_pem_slice(identity.host_key_pem.as_bytes()).unwrap(),
+        )
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyServer(provider)))
+        .with_client_auth_cert(vec![cert], key)
+        .unwrap();
+
+    // usbmuxd Connect to lockdownd, StartSession in plaintext, then TLS.
+    let mut socket = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    let mut connect = plist::Dictionary::new();
+    connect.insert("MessageType".into(), "Connect".into());
+    connect.insert("DeviceID".into(), 1u64.into());
+    connect.insert("PortNumber".into(), u64::from(62078u16.to_be()).into());
+    socket
+        .write_all(&wire::mux_frame(1, &connect))
+        .await
+        .unwrap();
+    let reply = wire::read_mux(&mut socket).await.unwrap().unwrap();
+    assert_eq!(reply.body["Number"].as_unsigned_integer(), Some(0));
+    let mut start = plist::Dictionary::new();
+    start.insert("Request".into(), "StartSession".into());
+    start.insert("HostID".into(), identity.host_id.clone().into());
+    start.insert("SystemBUID".into(), identity.system_buid.clone().into());
+    wire::write_plist(&mut socket, &Value::Dictionary(start), false)
+        .await
+        .unwrap();
+    let reply = wire::read_plist(&mut socket).await.unwrap().unwrap();
+    assert_eq!(
+        reply.as_dictionary().unwrap()["EnableSessionSSL"].as_boolean(),
+        Some(true)
+    );
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut tls = connector
+        .connect(ServerName::try_from("Device").unwrap(), socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    // With TLS 1.3 the server's verdict on the client certificate arrives
+    // after the client's handshake ends: the first exchange shows it.
+    assert_eq!(tls.get_ref().1.protocol_version(), Some(version.version));
+    let mut get = plist::Dictionary::new();
+    get.insert("Request".into(), "GetValue".into());
+    get.insert("Key".into(), "ProductVersion".into());
+    wire::write_plist(&mut tls, &Value::Dictionary(get), false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reply = wire::read_plist(&mut tls)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the phone closed the session")?;
+    assert_eq!(
+        reply.as_dictionary().unwrap()["Value"].as_string(),
+        Some("18.1")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn lockdown_tls_speaks_1_2_and_1_3() {
+    let sim = Sim::start(config()).await.unwrap();
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        session_with(&sim, version, false).await.unwrap();
+        let err = session_with(&sim, version, true).await.unwrap_err();
+        assert!(!err.is_empty());
+    }
+}
