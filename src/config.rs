@@ -26,6 +26,11 @@ pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional
 # A backup whose Status.plist is not "finished" counts as in progress while its
 # folder changed within this many minutes, and as interrupted after that (1 to 1440).
 # interrupted_after_minutes = 10
+
+# Where usbmuxd listens, when not the usual place (/var/run/usbmuxd on Linux and
+# macOS, 127.0.0.1:27015 on Windows): HOST:PORT or a socket path. The
+# USBMUXD_SOCKET_ADDRESS environment variable, when set, wins over this.
+# usbmuxd_address = "127.0.0.1:27015"
 "##;
 
 /// Validated settings.
@@ -38,6 +43,8 @@ pub struct Config {
     pub log_level: LogLevel,
     #[serde(default = "default_interrupted_after", deserialize_with = "minutes")]
     pub interrupted_after_minutes: u32,
+    #[serde(default, deserialize_with = "mux_address")]
+    pub usbmuxd_address: Option<String>,
 }
 
 impl Default for Config {
@@ -46,6 +53,7 @@ impl Default for Config {
             backup_roots: Vec::new(),
             log_level: LogLevel::default(),
             interrupted_after_minutes: default_interrupted_after(),
+            usbmuxd_address: None,
         }
     }
 }
@@ -103,6 +111,12 @@ fn minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
             "{n} is out of range: use a number of minutes from 1 to 1440"
         )))
     }
+}
+
+fn mux_address<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = String::deserialize(d)?;
+    crate::device::MuxAddress::parse(&value).map_err(serde::de::Error::custom)?;
+    Ok(Some(value))
 }
 
 fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
@@ -250,6 +264,7 @@ mod tests {
         );
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.interrupted_after_minutes, 10);
+        assert_eq!(config.usbmuxd_address.as_deref(), Some("127.0.0.1:27015"));
     }
 
     #[test]
@@ -272,6 +287,10 @@ mod tests {
             &["line 1", "relative path"],
         );
         check_err("backup_roots = \"/x\"\n", &["line 1", "backup_roots"]);
+        check_err(
+            "usbmuxd_address = \"nowhere\"\n",
+            &["line 1", "usbmuxd_address", "HOST:PORT"],
+        );
     }
 
     #[test]

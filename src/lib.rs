@@ -4,20 +4,25 @@
 //! # Layout
 //! - `backup_folder`: reads backup folders (plists, Manifest.db, Manifest.mbdb)
 //!   into plain data; never writes inside one.
+//! - `device`: phones through usbmuxd (idevice): attach/detach, facts, typed
+//!   errors that say what to do; every request with a deadline.
 //! - `config`: the settings file, checked key by key, and Unstuck's own folders.
 //! - `cli`: the command line, from parsed arguments to output.
 //! - `sim`: a simulated iPhone that speaks usbmuxd, lockdownd (TLS) and
 //!   mobilebackup2 on loopback TCP, with scripted faults.
 //! - `synthetic`: made-up backups in the real layout, for tests, benchmarks and
 //!   the demo.
+//! - `wire`: usbmuxd and length-prefixed plist frames, with bounds.
 //! - `humanize`: "2 days ago", "1.4 GB".
 //! - `logging`: the log file and `--verbose`.
 
 pub mod backup_folder;
 pub mod cli;
 pub mod config;
+pub mod device;
 pub mod humanize;
 pub mod logging;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod synthetic;
+pub mod wire;

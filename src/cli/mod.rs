@@ -3,6 +3,7 @@
 //! each command runs against. Only this module and `main` use `anyhow`.
 
 mod demo;
+mod devices;
 #[cfg(feature = "sim")]
 mod sim;
 mod status;
@@ -45,6 +46,12 @@ pub enum Command {
         #[arg(long = "backup-root", value_name = "DIR")]
         backup_roots: Vec<PathBuf>,
     },
+    /// List attached iPhones with their storage, backup settings and battery.
+    Devices {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what Unstuck reports, on made-up backups in a temporary folder.
     Demo,
     /// Serve a simulated iPhone (usbmuxd, lockdownd, mobilebackup2) until Ctrl-C.
@@ -54,7 +61,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
         /// What the phone does: healthy, slow, stall-at-40, unplug-at-70,
-        /// host-disk-full, wrong-password, passcode-wait, locked, untrusted.
+        /// host-disk-full, wrong-password, passcode-wait, locked, untrusted,
+        /// unpaired.
         #[arg(long, default_value = "healthy", value_parser = scenario_names())]
         scenario: String,
     },
@@ -95,6 +103,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => return print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
         Command::Demo => Run::Demo,
+        Command::Devices { json } => Run::Devices { json },
         #[cfg(feature = "sim")]
         Command::Sim { port, scenario } => Run::Sim { port, scenario },
     };
@@ -114,6 +123,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
         Run::Demo => demo::run(&ctx),
+        Run::Devices { json } => devices::run(&ctx, json),
         #[cfg(feature = "sim")]
         Run::Sim { port, scenario } => sim::run(port, &scenario),
     }
@@ -131,11 +141,23 @@ enum Run {
         backup_roots: Vec<PathBuf>,
     },
     Demo,
+    Devices {
+        json: bool,
+    },
     #[cfg(feature = "sim")]
     Sim {
         port: u16,
         scenario: String,
     },
+}
+
+/// A small runtime for commands that talk to devices; two threads at most.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Writes to stdout through `f`. A closed pipe (`unstuck status | head`) is

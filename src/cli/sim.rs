@@ -16,11 +16,7 @@ pub fn run(port: u16, name: &str) -> Result<ExitCode> {
         .find(|(n, _)| *n == name)
         .map(|(_, what)| *what)
         .unwrap_or("");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let sim = Sim::start_on(addr, config).await.with_context(|| {

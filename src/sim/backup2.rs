@@ -17,9 +17,9 @@ use plist::{Dictionary, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::Conn;
-use super::wire;
 use super::{Shared, SimConfig, SimEvent, lock};
 use crate::synthetic::{self, ManifestRow, SyntheticBackup};
+use crate::wire;
 
 const CODE_SUCCESS: u8 = 0x00;
 const CODE_FILE_DATA: u8 = 0x0c;

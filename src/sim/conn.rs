@@ -23,11 +23,21 @@ pub(crate) enum Conn {
 impl Conn {
     /// Runs the TLS handshake as the server and returns which pair-record
     /// certificate the client presented.
-    pub(crate) async fn start_tls(&mut self, shared: &Shared) -> io::Result<Option<ClientCert>> {
+    /// With `fault`, the handshake is refused whatever the client presents.
+    pub(crate) async fn start_tls(
+        &mut self,
+        shared: &Shared,
+        fault: bool,
+    ) -> io::Result<Option<ClientCert>> {
         let Conn::Plain(tcp) = std::mem::replace(self, Conn::Closed) else {
             return Err(io::Error::other("TLS is already on"));
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.clone());
+        let config = if fault {
+            shared.tls_refusing.clone()
+        } else {
+            shared.tls.clone()
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let stream = acceptor.accept(tcp).await?;
         let cert = tls::client_cert(&shared.identity, stream.get_ref().1.peer_certificates());
         *self = Conn::Tls(Box::new(stream));

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use plist::{Dictionary, Value};
 
 use super::conn::Conn;
-use super::wire;
-use super::{Link, Pairing, Shared, SimConfig, SimEvent, lock};
+use super::{Link, Pairing, RequestFault, Shared, SimConfig, SimEvent, lock};
+use crate::wire;
 
 /// A service started by StartService, waiting for its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,22 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
         let mut reply = Dictionary::new();
         reply.insert("Request".into(), name.clone().into());
         let config = shared.config();
+        if let Some((target, fault)) = &config.request_fault {
+            let domain = request.get("Domain").and_then(Value::as_string);
+            let full = match domain {
+                Some(d) => format!("{name} {d}"),
+                None => name.clone(),
+            };
+            if *target == full || *target == name {
+                match fault {
+                    RequestFault::Hang => std::future::pending::<()>().await,
+                    RequestFault::Unplug => {
+                        shared.detach();
+                        return Ok(());
+                    }
+                }
+            }
+        }
         match name.as_str() {
             "QueryType" => {
                 reply.insert("Type".into(), "com.apple.mobile.lockdown".into());
@@ -95,7 +111,7 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
             "StartSession" => {
                 let host_id = request.get("HostID").and_then(Value::as_string);
                 let error = match config.pairing {
-                    Pairing::Revoked => Some("InvalidHostID"),
+                    Pairing::Revoked | Pairing::Unpaired => Some("InvalidHostID"),
                     _ if host_id != Some(shared.identity.host_id.as_str()) => Some("InvalidHostID"),
                     Pairing::Locked => Some("PasswordProtected"),
                     Pairing::Paired => None,
@@ -109,7 +125,7 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                         "5A1D7C3E-0000-4000-8000-5E5510000001".into(),
                     );
                     wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
-                    let cert = conn.start_tls(shared).await?;
+                    let cert = conn.start_tls(shared, config.tls_fault).await?;
                     shared.log(SimEvent::SessionStarted(cert));
                     session = true;
                     continue;
@@ -262,7 +278,7 @@ pub(crate) async fn serve_service(
     match service {
         Service::MobileBackup2 { ssl } => {
             if ssl {
-                conn.start_tls(shared).await?;
+                conn.start_tls(shared, shared.config().tls_fault).await?;
             }
             super::backup2::serve(conn, shared).await
         }

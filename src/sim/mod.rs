@@ -13,7 +13,6 @@ mod lockdown;
 mod scenario;
 mod tls;
 mod usbmuxd;
-pub mod wire;
 
 use std::collections::HashMap;
 use std::io;
@@ -43,8 +42,11 @@ pub enum Link {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pairing {
     Paired,
-    /// The user chose "Don't Trust" or reset the trust settings: StartSession
-    /// fails with InvalidHostID.
+    /// Never trusted this computer: usbmuxd has no pair record for it.
+    Unpaired,
+    /// The host still has a pair record, but the phone no longer accepts it
+    /// (the user reset "Trust" or the record expired): StartSession fails with
+    /// InvalidHostID.
     Revoked,
     /// Paired, but locked since it restarted: StartSession fails with
     /// PasswordProtected.
@@ -116,6 +118,21 @@ pub struct SimConfig {
     pub service_ssl: bool,
     /// Refuse mobilebackup2 without the pair record's escrow bag.
     pub require_escrow_bag: bool,
+    /// Fail every TLS handshake (a corrupt or foreign pair record).
+    pub tls_fault: bool,
+    /// Fault injection on a lockdownd request, by request name (and domain,
+    /// as "GetValue com.apple.disk_usage").
+    pub request_fault: Option<(String, RequestFault)>,
+}
+
+/// What the phone does when it receives the request named in
+/// [`SimConfig::request_fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFault {
+    /// Never answers; the connection stays open.
+    Hang,
+    /// Detaches from usbmuxd, as if the cable came out.
+    Unplug,
 }
 
 impl SimConfig {
@@ -153,6 +170,8 @@ impl SimConfig {
             claimed_backup_bytes: None,
             service_ssl: false,
             require_escrow_bag: true,
+            tls_fault: false,
+            request_fault: None,
         }
     }
 }
@@ -195,6 +214,8 @@ pub(crate) struct Shared {
     config: Mutex<SimConfig>,
     identity: Arc<Identity>,
     tls: Arc<rustls::ServerConfig>,
+    /// A server configuration that accepts no client certificate.
+    tls_refusing: Arc<rustls::ServerConfig>,
     /// The current usbmuxd DeviceID while attached, `None` while detached.
     /// Every device-side connection ends when this changes.
     attachment: watch::Sender<Option<u32>>,
@@ -286,7 +307,8 @@ impl Sim {
         let (attachment, _) = watch::channel(None);
         let (notices, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
-            tls: tls::server_config(&identity),
+            tls: tls::server_config(&identity, false),
+            tls_refusing: tls::server_config(&identity, true),
             identity,
             config: Mutex::new(config),
             attachment,

@@ -71,6 +71,7 @@ pub fn scenario(name: &str) -> Option<SimConfig> {
         }
         "locked" => c.pairing = Pairing::Locked,
         "untrusted" => c.pairing = Pairing::Revoked,
+        "unpaired" => c.pairing = Pairing::Unpaired,
         _ => return None,
     }
     Some(c)

@@ -27,6 +27,8 @@ struct PairRecordVerifier {
     host: CertificateDer<'static>,
     root: CertificateDer<'static>,
     algorithms: WebPkiSupportedAlgorithms,
+    /// Refuse every certificate (a scripted TLS fault).
+    refuse: bool,
 }
 
 impl ClientCertVerifier for PairRecordVerifier {
@@ -40,7 +42,9 @@ impl ClientCertVerifier for PairRecordVerifier {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.host.as_ref() || end_entity.as_ref() == self.root.as_ref() {
+        let known =
+            end_entity.as_ref() == self.host.as_ref() || end_entity.as_ref() == self.root.as_ref();
+        if known && !self.refuse {
             Ok(ClientCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -72,13 +76,15 @@ impl ClientCertVerifier for PairRecordVerifier {
     }
 }
 
-/// The device's server configuration, TLS 1.2 and 1.3.
-pub fn server_config(identity: &Identity) -> Arc<ServerConfig> {
+/// The device's server configuration, TLS 1.2 and 1.3; with `refuse`, one
+/// that turns every client away.
+pub fn server_config(identity: &Identity, refuse: bool) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(PairRecordVerifier {
         host: identity.host_cert_der.clone(),
         root: identity.root_cert_der.clone(),
         algorithms: provider.signature_verification_algorithms,
+        refuse,
     });
     let config = ServerConfig::builder_with_provider(provider.clone() as Arc<CryptoProvider>)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])

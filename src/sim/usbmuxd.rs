@@ -11,8 +11,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::conn::Conn;
-use super::wire::{self, MuxRequest};
 use super::{LOCKDOWN_PORT, Link, Pairing, Shared, SimEvent, lock};
+use crate::wire::{self, MuxRequest};
 
 /// usbmuxd's result codes.
 const OK: u64 = 0;
@@ -83,7 +83,7 @@ async fn serve(mut stream: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
             "ReadPairRecord" => {
                 let config = shared.config();
                 let asked = request.body.get("PairRecordID").and_then(Value::as_string);
-                if asked == Some(config.udid.as_str()) && config.pairing != Pairing::Revoked {
+                if asked == Some(config.udid.as_str()) && config.pairing != Pairing::Unpaired {
                     let mut bytes = Vec::new();
                     let record = Value::Dictionary(shared.identity.pair_record(&config.udid));
                     let _ = record.to_writer_xml(&mut bytes);

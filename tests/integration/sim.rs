@@ -10,7 +10,8 @@ use idevice::usbmuxd::{Connection, UsbmuxdAddr, UsbmuxdConnection, UsbmuxdListen
 use plist::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use unstuck::backup_folder::{BackupState, MeasureCache, ReadOptions, read_backup};
-use unstuck::sim::{ClientCert, Pairing, Sim, SimConfig, SimEvent, Stall, wire};
+use unstuck::sim::{ClientCert, Pairing, Sim, SimConfig, SimEvent, Stall};
+use unstuck::wire;
 
 pub const UDID: &str = "00008110-000C1D2E3F405162";
 

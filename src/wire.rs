@@ -1,8 +1,8 @@
-//! The frames the simulated iPhone reads and writes: usbmuxd's 16-byte
-//! little-endian header with an XML plist, and the 4-byte big-endian length
-//! before each lockdownd and DeviceLink plist. Lengths are checked against a
-//! bound before anything is allocated, so a hostile peer cannot make the
-//! simulator reserve gigabytes.
+//! The frames of the device protocols: usbmuxd's 16-byte little-endian
+//! header with an XML plist, and the 4-byte big-endian length before each
+//! lockdownd and DeviceLink plist. Lengths are checked against a bound before
+//! anything is allocated, so a hostile peer — a broken usbmuxd, or a client
+//! of the simulated iPhone — cannot make Unstuck reserve gigabytes.
 
 use std::io::{self, Cursor};
 

@@ -1,0 +1,396 @@
+//! Talks to phones through usbmuxd with the `idevice` crate: which phones are
+//! attached (and a watcher for them coming and going), the facts a diagnosis
+//! needs, and the Wi-Fi sync switch. It decides nothing; it reports facts and
+//! typed errors ([`DeviceError`]) whose messages say what to do. Every
+//! request has a deadline, because `idevice`'s reads have none.
+
+mod error;
+mod facts;
+mod guard;
+mod watch;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use idevice::lockdown::LockdownClient;
+use idevice::pairing_file::PairingFile;
+use idevice::usbmuxd::{Connection, UsbmuxdConnection, UsbmuxdDevice};
+use idevice::{Idevice, ReadWrite};
+use jiff::{SignedDuration, Timestamp};
+use plist::Value;
+use serde::Serialize;
+
+pub use error::{DeviceError, usbmuxd_hint};
+pub use facts::{BackupSettings, Battery, DeviceFacts, Link, Storage};
+pub use watch::{DeviceEvent, watch};
+
+/// How long one request to usbmuxd or a phone may take before it is given up.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Where usbmuxd listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MuxAddress {
+    Tcp(SocketAddr),
+    /// A Unix socket (Linux, macOS).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for MuxAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MuxAddress::Tcp(a) => write!(f, "{a}"),
+            MuxAddress::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl MuxAddress {
+    /// Parses `HOST:PORT`, `UNIX:/path` or `/path`.
+    pub fn parse(value: &str) -> Result<MuxAddress, DeviceError> {
+        let bad = |why: &str| DeviceError::BadAddress {
+            value: value.to_owned(),
+            why: why.to_owned(),
+        };
+        let value = value.trim();
+        if let Some(path) = value
+            .strip_prefix("UNIX:")
+            .or_else(|| value.starts_with('/').then_some(value))
+        {
+            if cfg!(unix) {
+                return Ok(MuxAddress::Unix(PathBuf::from(path)));
+            }
+            return Err(bad("socket paths work only on Linux and macOS"));
+        }
+        let mut addrs = value.to_socket_addrs().map_err(|e| bad(&e.to_string()))?;
+        addrs
+            .next()
+            .map(MuxAddress::Tcp)
+            .ok_or_else(|| bad("it names no address"))
+    }
+
+    /// The platform's usbmuxd.
+    ///
+    /// # Platform specific behavior
+    /// `/var/run/usbmuxd` on Linux and macOS; `127.0.0.1:27015` on Windows.
+    pub fn platform_default() -> MuxAddress {
+        if cfg!(windows) {
+            MuxAddress::Tcp(SocketAddr::from(([127, 0, 0, 1], 27015)))
+        } else {
+            MuxAddress::Unix(PathBuf::from("/var/run/usbmuxd"))
+        }
+    }
+
+    /// `USBMUXD_SOCKET_ADDRESS` when set, else the config file's
+    /// `usbmuxd_address`, else the platform's.
+    pub fn resolve(env: Option<&str>, config: Option<&str>) -> Result<MuxAddress, DeviceError> {
+        match env.filter(|v| !v.trim().is_empty()).or(config) {
+            Some(value) => MuxAddress::parse(value),
+            None => Ok(MuxAddress::platform_default()),
+        }
+    }
+
+    /// Opens a guarded connection to usbmuxd.
+    async fn open(
+        &self,
+        deadline: Duration,
+    ) -> Result<(UsbmuxdConnection, GuardSwitch), DeviceError> {
+        let connected = tokio::time::timeout(deadline, async {
+            match self {
+                MuxAddress::Tcp(addr) => tokio::net::TcpStream::connect(addr).await.map(|s| {
+                    let _ = s.set_nodelay(true);
+                    boxed(s)
+                }),
+                #[cfg(unix)]
+                MuxAddress::Unix(path) => tokio::net::UnixStream::connect(path).await.map(boxed),
+                #[cfg(not(unix))]
+                MuxAddress::Unix(_) => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
+            }
+        })
+        .await;
+        match connected {
+            Err(_) => Err(DeviceError::Timeout {
+                what: "the usbmuxd connection",
+                after: deadline,
+            }),
+            Ok(Err(_)) => Err(DeviceError::not_running(self.to_string())),
+            Ok(Ok((socket, raw))) => Ok((UsbmuxdConnection::new(socket, 1), GuardSwitch(raw))),
+        }
+    }
+}
+
+/// Marks a guarded socket as a raw pipe once usbmuxd connected it to a phone.
+struct GuardSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+fn boxed<S: ReadWrite + 'static>(
+    socket: S,
+) -> (
+    Box<dyn ReadWrite>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (guard, raw) = guard::MuxGuard::new(socket);
+    (Box::new(guard), raw)
+}
+
+/// Runs `fut` within `deadline`, naming `what` if it runs out.
+async fn within<T>(
+    deadline: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, idevice::IdeviceError>>,
+) -> Result<T, DeviceError> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(result) => result.map_err(error::translate),
+        Err(_) => Err(DeviceError::Timeout {
+            what,
+            after: deadline,
+        }),
+    }
+}
+
+/// A phone usbmuxd knows about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachedDevice {
+    pub udid: String,
+    /// usbmuxd's number for this attachment; a new one on every attach.
+    pub device_id: u32,
+    pub link: Link,
+}
+
+fn attached(device: &UsbmuxdDevice) -> AttachedDevice {
+    AttachedDevice {
+        udid: device.udid.clone(),
+        device_id: device.device_id,
+        link: match device.connection_type {
+            Connection::Usb => Link::Usb,
+            _ => Link::Wifi,
+        },
+    }
+}
+
+/// The phones attached now.
+pub async fn list(
+    addr: &MuxAddress,
+    deadline: Duration,
+) -> Result<Vec<AttachedDevice>, DeviceError> {
+    let (mut mux, _) = addr.open(deadline).await?;
+    let devices = within(deadline, "the device list", mux.get_devices()).await?;
+    Ok(devices.iter().map(attached).collect())
+}
+
+/// A lockdownd session with one phone.
+struct Session {
+    lockdown: LockdownClient,
+    device: AttachedDevice,
+}
+
+async fn session(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<Session, DeviceError> {
+    let (mut mux, _) = addr.open(deadline).await?;
+    let devices = within(deadline, "the device list", mux.get_devices()).await?;
+    let device = match udid {
+        Some(udid) => devices.iter().find(|d| d.udid == udid),
+        None => devices.first(),
+    }
+    .map(attached)
+    .ok_or_else(|| DeviceError::NoDevice {
+        udid: udid.map(str::to_owned),
+    })?;
+    let record = within(deadline, "the pair record", async {
+        mux.get_pair_record(&device.udid).await
+    })
+    .await
+    .map_err(|e| match e {
+        DeviceError::Timeout { .. } | DeviceError::UsbmuxdNotRunning { .. } => e,
+        _ => DeviceError::NotPaired,
+    })?;
+    let (mux, switch) = addr.open(deadline).await?;
+    let idevice: Idevice = within(
+        deadline,
+        "the connection to lockdownd",
+        mux.connect_to_device(device.device_id, LockdownClient::LOCKDOWND_PORT, "unstuck"),
+    )
+    .await?;
+    switch.0.store(true, Ordering::Release);
+    let mut lockdown = LockdownClient::new(idevice);
+    within(deadline, "StartSession", lockdown.start_session(&record)).await?;
+    Ok(Session { lockdown, device })
+}
+
+/// Reads every fact of one phone (the first attached one when `udid` is
+/// `None`) in one lockdownd session.
+pub async fn facts(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<DeviceFacts, DeviceError> {
+    let Session {
+        mut lockdown,
+        device,
+    } = session(addr, udid, deadline).await?;
+    let root = within(deadline, "GetValue", lockdown.get_value(None, None)).await?;
+    let mut domains = facts::Domains {
+        root: root.into_dictionary().unwrap_or_default(),
+        ..facts::Domains::default()
+    };
+    for (name, slot) in [
+        ("com.apple.disk_usage", &mut domains.disk_usage),
+        ("com.apple.mobile.backup", &mut domains.backup),
+        ("com.apple.mobile.wireless_lockdown", &mut domains.wireless),
+        ("com.apple.mobile.battery", &mut domains.battery),
+    ] {
+        // A domain the phone does not have is unknown, not a failure; a
+        // dropped connection or a time-out is.
+        match within(deadline, "GetValue", lockdown.get_value(None, Some(name))).await {
+            Ok(value) => *slot = value.into_dictionary(),
+            Err(
+                e @ (DeviceError::Detached | DeviceError::Timeout { .. } | DeviceError::Locked),
+            ) => {
+                return Err(e);
+            }
+            Err(e) => tracing::debug!(domain = name, error = %e, "domain not read"),
+        }
+    }
+    Ok(facts::parse(
+        &device.udid,
+        device.link,
+        &domains,
+        Timestamp::now(),
+    ))
+}
+
+/// Turns the phone's "Sync with this iPhone over Wi-Fi" switch on or off.
+pub async fn set_wifi_sync(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    on: bool,
+    deadline: Duration,
+) -> Result<(), DeviceError> {
+    let Session { mut lockdown, .. } = session(addr, udid, deadline).await?;
+    within(
+        deadline,
+        "SetValue",
+        lockdown.set_value(
+            "EnableWifiConnections",
+            Value::Boolean(on),
+            Some("com.apple.mobile.wireless_lockdown"),
+        ),
+    )
+    .await
+}
+
+/// The pair record usbmuxd keeps for a phone.
+pub async fn pair_record(
+    addr: &MuxAddress,
+    udid: &str,
+    deadline: Duration,
+) -> Result<PairingFile, DeviceError> {
+    let (mut mux, _) = addr.open(deadline).await?;
+    within(deadline, "the pair record", mux.get_pair_record(udid))
+        .await
+        .map_err(|e| match e {
+            DeviceError::Timeout { .. } => e,
+            _ => DeviceError::NotPaired,
+        })
+}
+
+/// Facts by phone, read on attach and on demand, never on a tight loop.
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    facts: HashMap<String, DeviceFacts>,
+}
+
+impl FactsCache {
+    /// The cached facts of `udid` if read within `max_age` of `now`.
+    pub fn fresh(
+        &self,
+        udid: &str,
+        now: Timestamp,
+        max_age: SignedDuration,
+    ) -> Option<&DeviceFacts> {
+        self.facts
+            .get(udid)
+            .filter(|f| now.duration_since(f.read_at) <= max_age)
+    }
+
+    pub fn get(&self, udid: &str) -> Option<&DeviceFacts> {
+        self.facts.get(udid)
+    }
+
+    pub fn store(&mut self, facts: DeviceFacts) {
+        self.facts.insert(facts.udid.clone(), facts);
+    }
+
+    /// Forgets a phone that was detached.
+    pub fn forget(&mut self, udid: &str) {
+        self.facts.remove(udid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            MuxAddress::parse("127.0.0.1:27015").unwrap(),
+            MuxAddress::Tcp("127.0.0.1:27015".parse().unwrap())
+        );
+        if cfg!(unix) {
+            assert_eq!(
+                MuxAddress::parse("UNIX:/var/run/usbmuxd").unwrap(),
+                MuxAddress::Unix("/var/run/usbmuxd".into())
+            );
+            assert_eq!(
+                MuxAddress::parse("/tmp/mux").unwrap(),
+                MuxAddress::Unix("/tmp/mux".into())
+            );
+        }
+        let err = MuxAddress::parse("nonsense").unwrap_err();
+        assert!(err.to_string().contains("\"nonsense\""), "{err}");
+        assert_eq!(
+            MuxAddress::resolve(Some("127.0.0.1:1"), Some("127.0.0.1:2")).unwrap(),
+            MuxAddress::parse("127.0.0.1:1").unwrap()
+        );
+        assert_eq!(
+            MuxAddress::resolve(Some(" "), Some("127.0.0.1:2")).unwrap(),
+            MuxAddress::parse("127.0.0.1:2").unwrap()
+        );
+        assert_eq!(
+            MuxAddress::resolve(None, None).unwrap(),
+            MuxAddress::platform_default()
+        );
+    }
+
+    #[test]
+    fn facts_cache_ages() {
+        let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
+        let mut cache = FactsCache::default();
+        let domains = facts::Domains::default();
+        cache.store(facts::parse(
+            "A",
+            Link::Usb,
+            &domains,
+            now - SignedDuration::from_mins(5),
+        ));
+        assert!(
+            cache
+                .fresh("A", now, SignedDuration::from_mins(10))
+                .is_some()
+        );
+        assert!(
+            cache
+                .fresh("A", now, SignedDuration::from_mins(1))
+                .is_none()
+        );
+        cache.forget("A");
+        assert!(cache.get("A").is_none());
+    }
+}
