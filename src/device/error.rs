@@ -90,6 +90,16 @@ pub fn usbmuxd_hint() -> &'static str {
 pub(crate) fn translate(err: IdeviceError) -> DeviceError {
     use std::io::ErrorKind;
     match err {
+        // tokio-rustls reports TLS failures (alerts, bad certificates) as
+        // I/O errors wrapping the rustls error.
+        IdeviceError::Socket(e)
+            if e.get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            DeviceError::Tls {
+                detail: e.to_string(),
+            }
+        }
         IdeviceError::Socket(e) => match e.kind() {
             ErrorKind::UnexpectedEof
             | ErrorKind::ConnectionReset

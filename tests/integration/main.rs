@@ -7,6 +7,8 @@ mod util;
 mod bad_input;
 /// The config file: created on first run, errors that name the key and line.
 mod config;
+/// The device layer (our client code) against the simulated iPhone.
+mod device;
 /// Real Apple-written backups from the shared fixtures folder.
 mod fixtures;
 /// The simulated iPhone, checked by libimobiledevice's tools (written by others).
