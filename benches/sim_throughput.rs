@@ -9,11 +9,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use idevice::IdeviceService;
-use idevice::lockdown::LockdownClient;
-use idevice::mobilebackup2::{FsBackupDelegate, MobileBackup2Client};
-use idevice::provider::IdeviceProvider;
-use idevice::usbmuxd::{UsbmuxdAddr, UsbmuxdConnection};
+use idevice::mobilebackup2::FsBackupDelegate;
+use unstuck::device::{self, MuxAddress};
 use unstuck::sim::{Sim, SimConfig};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -48,23 +45,13 @@ fn main() {
         .build()
         .unwrap();
     let sim = runtime.block_on(Sim::start(config)).unwrap();
-    let addr = UsbmuxdAddr::TcpSocket(sim.addr());
+    let addr = MuxAddress::Tcp(sim.addr());
 
     let dir = scratch();
     let seconds = runtime.block_on(async {
-        let mut mux = UsbmuxdConnection::new(addr.to_socket().await.unwrap(), 1);
-        let device = mux.get_device(udid).await.unwrap();
-        let provider = device.to_provider(addr.clone(), "bench");
-        let pairing = provider.get_pairing_file().await.unwrap();
-        let mut lockdown = LockdownClient::connect(&provider).await.unwrap();
-        lockdown.start_session(&pairing).await.unwrap();
-        let (port, _) = lockdown
-            .start_service_with_escrow("com.apple.mobilebackup2", pairing.escrow_bag.clone())
+        let mut client = device::mobilebackup2(&addr, Some(udid), device::DEADLINE)
             .await
             .unwrap();
-        let mut idevice = provider.connect(port).await.unwrap();
-        idevice.set_udid(udid);
-        let mut client = MobileBackup2Client::from_stream(idevice).await.unwrap();
         let started = Instant::now();
         let result = client
             .backup_from_path(dir.path(), None, None, &FsBackupDelegate)

@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use idevice::IdeviceService;
 use idevice::lockdown::LockdownClient;
+use idevice::mobilebackup2::MobileBackup2Client;
 use idevice::pairing_file::PairingFile;
 use idevice::usbmuxd::{Connection, UsbmuxdConnection, UsbmuxdDevice};
 use idevice::{Idevice, ReadWrite};
@@ -281,6 +283,58 @@ pub async fn set_wifi_sync(
             Value::Boolean(on),
             Some("com.apple.mobile.wireless_lockdown"),
         ),
+    )
+    .await
+}
+
+/// Starts mobilebackup2 on a phone the way Apple's tools do: with the pair
+/// record's escrow bag (without it a phone with a passcode refuses), over
+/// TLS when the phone asks for it, and through the DeviceLink and protocol
+/// version exchanges.
+pub async fn mobilebackup2(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<MobileBackup2Client, DeviceError> {
+    let Session {
+        mut lockdown,
+        device,
+    } = session(addr, udid, deadline).await?;
+    let record = pair_record(addr, &device.udid, deadline).await?;
+    let (port, ssl) = within(
+        deadline,
+        "StartService",
+        lockdown.start_service_with_escrow("com.apple.mobilebackup2", record.escrow_bag.clone()),
+    )
+    .await
+    .map_err(|e| match e {
+        DeviceError::Protocol(reason) => DeviceError::ServiceRefused {
+            service: "com.apple.mobilebackup2".into(),
+            reason,
+        },
+        other => other,
+    })?;
+    let (mux, switch) = addr.open(deadline).await?;
+    let mut idevice = within(
+        deadline,
+        "the connection to mobilebackup2",
+        mux.connect_to_device(device.device_id, port, "unstuck"),
+    )
+    .await?;
+    switch.0.store(true, Ordering::Release);
+    if ssl {
+        within(
+            deadline,
+            "the TLS handshake",
+            idevice.start_session(&record, false),
+        )
+        .await?;
+    }
+    idevice.set_udid(&device.udid);
+    within(
+        deadline,
+        "the mobilebackup2 handshake",
+        MobileBackup2Client::from_stream(idevice),
     )
     .await
 }

@@ -161,14 +161,7 @@ fn symlink_loop_inside_a_backup_is_not_followed() {
         .write(root.path())
         .unwrap();
     std::os::unix::fs::symlink(&folder, folder.join("ab")).unwrap();
-    let doc = home
-        .run(&[
-            "status",
-            "--json",
-            "--backup-root",
-            root.path().to_str().unwrap(),
-        ])
-        .json();
+    let doc = home.status_json(root.path().to_str().unwrap());
     assert_eq!(doc["backups"][0]["state"], "complete");
 }
 
@@ -220,14 +213,7 @@ fn other_folders_and_hidden_files_are_passed_over() {
     fs::create_dir(root.path().join("Photos")).unwrap();
     fs::write(root.path().join(".DS_Store"), b"junk").unwrap();
     fs::write(root.path().join("notes.txt"), b"junk").unwrap();
-    let doc = home
-        .run(&[
-            "status",
-            "--json",
-            "--backup-root",
-            root.path().to_str().unwrap(),
-        ])
-        .json();
+    let doc = home.status_json(root.path().to_str().unwrap());
     assert_eq!(doc["backups"].as_array().unwrap().len(), 1, "{doc:#}");
 }
 

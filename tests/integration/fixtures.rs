@@ -1,19 +1,9 @@
 use std::fs;
 
 use jiff::{SignedDuration, Timestamp};
-use unstuck::backup_folder::{
-    BackupState, Interruption, ManifestFormat, MeasureCache, ReadOptions, SnapshotState, plists,
-    read_backup,
-};
+use unstuck::backup_folder::{BackupState, Interruption, ManifestFormat, SnapshotState, plists};
 
 use crate::util::{self, Home};
-
-fn options() -> ReadOptions {
-    ReadOptions {
-        now: Timestamp::now(),
-        active_window: SignedDuration::from_mins(10),
-    }
-}
 
 #[test]
 fn ios14_backup_info_plist_and_manifest_db() {
@@ -21,7 +11,7 @@ fn ios14_backup_info_plist_and_manifest_db() {
         return;
     };
     let folder = fixtures.join("mvt-project_mvt/ios_backup");
-    let backup = read_backup(&folder, options(), &mut MeasureCache::in_memory());
+    let backup = util::read(&folder);
     assert_eq!(backup.device_name.as_deref(), Some("iPhone"));
     assert_eq!(backup.product_type.as_deref(), Some("iPhone9,3"));
     assert_eq!(backup.ios_version.as_deref(), Some("14.3"));
@@ -46,13 +36,7 @@ fn ios14_backup_info_plist_and_manifest_db() {
             reasons: vec![Interruption::NoStatusPlist]
         }
     );
-    let on_disk: u64 = walkdir::WalkDir::new(&folder)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().unwrap().len())
-        .sum();
-    assert_eq!(backup.size_bytes, Some(on_disk));
+    assert_eq!(backup.size_bytes, Some(util::bytes_on_disk(&folder)));
 }
 
 #[test]
@@ -61,7 +45,7 @@ fn trimmed_real_manifest_db_in_wal_mode() {
         return;
     };
     let folder = fixtures.join("greatvovan_ios-backup-browser/sample_backup");
-    let backup = read_backup(&folder, options(), &mut MeasureCache::in_memory());
+    let backup = util::read(&folder);
     assert_eq!(backup.manifest_entries, Some(6));
     assert_eq!(backup.file_count, Some(1));
     // The file list alone says nothing of the device.
@@ -117,7 +101,7 @@ fn encrypted_ios9_manifest_plists() {
         // As a backup folder: encrypted, identified from the Lockdown record.
         let dir = tempfile::tempdir().unwrap();
         fs::copy(samples.join(file), dir.path().join("Manifest.plist")).unwrap();
-        let backup = read_backup(dir.path(), options(), &mut MeasureCache::in_memory());
+        let backup = util::read(dir.path());
         assert_eq!(backup.encrypted, Some(true), "{file}");
         assert_eq!(backup.ios_version.as_deref(), Some(ios), "{file}");
         assert!(backup.udid.is_some(), "{file}");
@@ -152,7 +136,7 @@ fn ios26_status_plist_caught_uploading() {
     let folder = root.path().join("00008150-001A2B3C4D5E6F70");
     fs::create_dir(&folder).unwrap();
     fs::copy(&source, folder.join("Status.plist")).unwrap();
-    let fresh = read_backup(&folder, options(), &mut MeasureCache::in_memory());
+    let fresh = util::read(&folder);
     assert_eq!(
         fresh.state,
         BackupState::InProgress {
@@ -162,7 +146,7 @@ fn ios26_status_plist_caught_uploading() {
     assert_eq!(fresh.udid.as_deref(), Some("00008150-001A2B3C4D5E6F70"));
     util::set_mtime(&folder.join("Status.plist"), util::hours_ago(3));
     util::set_mtime(&folder, util::hours_ago(3));
-    let quiet = read_backup(&folder, options(), &mut MeasureCache::in_memory());
+    let quiet = util::read(&folder);
     assert_eq!(
         quiet.state,
         BackupState::Interrupted {

@@ -2,7 +2,6 @@
 //! libimobiledevice-utils (idevice_id, ideviceinfo, idevicebackup2). Skipped,
 //! with a message, where the tools are not installed; CI installs them.
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -135,7 +134,7 @@ fn idevicebackup2_makes_a_backup_unstuck_reads_as_complete() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let backup = read(&dir.path().join(UDID));
+    let backup = crate::util::read(&dir.path().join(UDID));
     assert_eq!(backup.state, BackupState::Complete, "{backup:?}");
     assert_eq!(backup.file_count, Some(40));
     assert_eq!(backup.ios_version.as_deref(), Some("18.1"));
@@ -149,7 +148,10 @@ fn idevicebackup2_makes_a_backup_unstuck_reads_as_complete() {
     let text = stdout(&out);
     assert!(text.contains("Backup Successful."), "{text}");
     assert!(text.contains("Received 9 files from device."), "{text}");
-    assert_eq!(read(&dir.path().join(UDID)).state, BackupState::Complete);
+    assert_eq!(
+        crate::util::read(&dir.path().join(UDID)).state,
+        BackupState::Complete
+    );
 }
 
 #[test]
@@ -188,7 +190,7 @@ fn idevicebackup2_reports_the_phones_error() {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
         assert!(!text.contains("Backup Successful."), "{text}");
         assert!(!matches!(
-            read(&dir.path().join(UDID)).state,
+            crate::util::read(&dir.path().join(UDID)).state,
             BackupState::Complete
         ));
     }
@@ -219,15 +221,4 @@ fn idevicebackup2_never_reports_success_after_an_unplug() {
     let text = stdout(&out);
     assert!(!text.contains("Backup Successful."), "{text}");
     assert!(running.sim.events().contains(&SimEvent::Detached));
-}
-
-fn read(folder: &Path) -> unstuck::backup_folder::Backup {
-    unstuck::backup_folder::read_backup(
-        folder,
-        unstuck::backup_folder::ReadOptions {
-            now: jiff::Timestamp::now(),
-            active_window: jiff::SignedDuration::from_mins(10),
-        },
-        &mut unstuck::backup_folder::MeasureCache::in_memory(),
-    )
 }

@@ -9,7 +9,7 @@ use idevice::provider::IdeviceProvider;
 use idevice::usbmuxd::{Connection, UsbmuxdAddr, UsbmuxdConnection, UsbmuxdListenEvent};
 use plist::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use unstuck::backup_folder::{BackupState, MeasureCache, ReadOptions, read_backup};
+use unstuck::backup_folder::BackupState;
 use unstuck::sim::{ClientCert, Pairing, Sim, SimConfig, SimEvent, Stall};
 use unstuck::wire;
 
@@ -34,34 +34,15 @@ async fn provider(sim: &Sim) -> impl IdeviceProvider {
     device.to_provider(addr(sim), "unstuck-test")
 }
 
-/// Starts mobilebackup2 the way Unstuck's engine does: with the pair record's
-/// escrow bag, which the phone asks for.
+/// Starts mobilebackup2 through the device layer, as Unstuck does.
 async fn backup_client(sim: &Sim) -> MobileBackup2Client {
-    let provider = provider(sim).await;
-    let pairing = provider.get_pairing_file().await.unwrap();
-    let mut lockdown = LockdownClient::connect(&provider).await.unwrap();
-    lockdown.start_session(&pairing).await.unwrap();
-    let (port, ssl) = lockdown
-        .start_service_with_escrow("com.apple.mobilebackup2", pairing.escrow_bag.clone())
-        .await
-        .unwrap();
-    let mut idevice = provider.connect(port).await.unwrap();
-    if ssl {
-        idevice.start_session(&pairing, false).await.unwrap();
-    }
-    idevice.set_udid(UDID);
-    MobileBackup2Client::from_stream(idevice).await.unwrap()
-}
-
-fn read(folder: &std::path::Path) -> unstuck::backup_folder::Backup {
-    read_backup(
-        folder,
-        ReadOptions {
-            now: jiff::Timestamp::now(),
-            active_window: jiff::SignedDuration::from_mins(10),
-        },
-        &mut MeasureCache::in_memory(),
+    unstuck::device::mobilebackup2(
+        &unstuck::device::MuxAddress::Tcp(sim.addr()),
+        Some(UDID),
+        unstuck::device::DEADLINE,
     )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -266,7 +247,7 @@ async fn full_then_incremental_backup_through_idevice() {
         .unwrap();
     assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
     let folder = dir.path().join(UDID);
-    let backup = read(&folder);
+    let backup = crate::util::read(&folder);
     assert_eq!(backup.state, BackupState::Complete, "{backup:?}");
     assert_eq!(backup.file_count, Some(40));
     assert_eq!(backup.udid.as_deref(), Some(UDID));
@@ -288,7 +269,7 @@ async fn full_then_incremental_backup_through_idevice() {
         .unwrap()
         .unwrap();
     assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
-    assert_eq!(read(&folder).state, BackupState::Complete);
+    assert_eq!(crate::util::read(&folder).state, BackupState::Complete);
     let finished: Vec<_> = sim
         .events()
         .into_iter()
@@ -337,7 +318,10 @@ async fn service_ssl_backups_work_too() {
         .unwrap()
         .unwrap();
     assert_eq!(result["ErrorCode"].as_unsigned_integer(), Some(0));
-    assert_eq!(read(&dir.path().join(UDID)).state, BackupState::Complete);
+    assert_eq!(
+        crate::util::read(&dir.path().join(UDID)).state,
+        BackupState::Complete
+    );
 }
 
 #[tokio::test]
@@ -359,7 +343,7 @@ async fn scripted_error_codes_come_back_as_ok_dicts() {
     );
     // Status.plist was never finished, so the folder is not complete.
     assert!(matches!(
-        read(&dir.path().join(UDID)).state,
+        crate::util::read(&dir.path().join(UDID)).state,
         BackupState::InProgress { .. }
     ));
 }

@@ -99,13 +99,7 @@ fn json_schema() {
     assert_eq!(b["leftovers"], serde_json::json!([]));
     let last: jiff::Timestamp = b["last_complete"].as_str().unwrap().parse().unwrap();
     assert!((last.duration_since(util::days_ago(2))).abs() < jiff::SignedDuration::from_secs(5));
-    let on_disk: u64 = walkdir::WalkDir::new(&folder)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.metadata().unwrap().len())
-        .sum();
-    assert_eq!(b["size_bytes"], on_disk);
+    assert_eq!(b["size_bytes"], util::bytes_on_disk(&folder));
 
     let old = util::backup_named(&doc, BEN);
     assert_eq!(old["format"], "manifest_mbdb");
@@ -125,14 +119,7 @@ fn archived_copies_are_marked() {
         root.path().join(format!("{ANN}-20251005-134501")),
     )
     .unwrap();
-    let doc = home
-        .run(&[
-            "status",
-            "--json",
-            "--backup-root",
-            root.path().to_str().unwrap(),
-        ])
-        .json();
+    let doc = home.status_json(root.path().to_str().unwrap());
     let b = util::backup_named(&doc, "-20251005-134501");
     assert_eq!(b["archived"], true);
     assert_eq!(b["udid"], ANN);
@@ -145,14 +132,7 @@ fn root_that_is_itself_a_backup_is_read_as_one() {
     let folder = SyntheticBackup::new(ANN, util::days_ago(1))
         .write(root.path())
         .unwrap();
-    let doc = home
-        .run(&[
-            "status",
-            "--json",
-            "--backup-root",
-            folder.to_str().unwrap(),
-        ])
-        .json();
+    let doc = home.status_json(folder.to_str().unwrap());
     assert_eq!(doc["backups"].as_array().unwrap().len(), 1);
     assert_eq!(doc["backups"][0]["state"], "complete");
 }
@@ -167,14 +147,7 @@ fn leftovers_are_listed_with_their_size() {
     fs::create_dir(folder.join("Snapshot")).unwrap();
     fs::write(folder.join("Snapshot/part"), vec![0u8; 5000]).unwrap();
     util::set_mtime(&folder.join("Snapshot"), util::hours_ago(5));
-    let doc = home
-        .run(&[
-            "status",
-            "--json",
-            "--backup-root",
-            root.path().to_str().unwrap(),
-        ])
-        .json();
+    let doc = home.status_json(root.path().to_str().unwrap());
     let b = util::backup_named(&doc, ANN);
     assert_eq!(b["state"], "interrupted");
     let kinds: Vec<&str> = b["reasons"]
@@ -200,7 +173,7 @@ fn sizes_are_cached_until_the_metadata_changes() {
         .unwrap();
     let arg = root.path().to_str().unwrap();
     let size = || {
-        home.run(&["status", "--json", "--backup-root", arg]).json()["backups"][0]["size_bytes"]
+        home.status_json(arg)["backups"][0]["size_bytes"]
             .as_u64()
             .unwrap()
     };

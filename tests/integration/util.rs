@@ -43,6 +43,35 @@ impl Home {
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.command(args).output().unwrap())
     }
+
+    /// `unstuck status --json --backup-root ROOT`, which must succeed.
+    pub fn status_json(&self, root: &str) -> serde_json::Value {
+        let run = self.run(&["status", "--json", "--backup-root", root]);
+        run.success();
+        run.json()
+    }
+}
+
+/// Reads one backup folder now, with the default quiet window.
+pub fn read(folder: &Path) -> unstuck::backup_folder::Backup {
+    unstuck::backup_folder::read_backup(
+        folder,
+        unstuck::backup_folder::ReadOptions {
+            now: Timestamp::now(),
+            active_window: jiff::SignedDuration::from_mins(10),
+        },
+        &mut unstuck::backup_folder::MeasureCache::in_memory(),
+    )
+}
+
+/// The bytes of every regular file under `folder`.
+pub fn bytes_on_disk(folder: &Path) -> u64 {
+    walkdir::WalkDir::new(folder)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
 }
 
 pub struct Run(pub Output);
