@@ -69,6 +69,17 @@ fn run(running: &Running, args: &[&str], limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `idevicebackup2 backup [--full] DIR` against the simulator; its stdout.
+fn idevicebackup2(running: &Running, dir: &std::path::Path, full: bool, limit: Duration) -> String {
+    let dir = dir.to_str().unwrap();
+    let args: &[&str] = if full {
+        &["idevicebackup2", "backup", "--full", dir]
+    } else {
+        &["idevicebackup2", "backup", dir]
+    };
+    stdout(&run(running, args, limit))
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).replace('\r', "\n")
 }
@@ -118,34 +129,15 @@ fn idevicebackup2_makes_a_backup_unstuck_reads_as_complete() {
     }
     let running = start(config());
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        &running,
-        &[
-            "idevicebackup2",
-            "backup",
-            "--full",
-            dir.path().to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
-    let text = stdout(&out);
-    assert!(
-        text.contains("Backup Successful."),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = idevicebackup2(&running, dir.path(), true, Duration::from_secs(60));
+    assert!(text.contains("Backup Successful."), "{text}");
     let backup = crate::util::read(&dir.path().join(UDID));
     assert_eq!(backup.state, BackupState::Complete, "{backup:?}");
     assert_eq!(backup.file_count, Some(40));
     assert_eq!(backup.ios_version.as_deref(), Some("18.1"));
 
     // An incremental run on top of it: only the changed files travel.
-    let out = run(
-        &running,
-        &["idevicebackup2", "backup", dir.path().to_str().unwrap()],
-        Duration::from_secs(60),
-    );
-    let text = stdout(&out);
+    let text = idevicebackup2(&running, dir.path(), false, Duration::from_secs(60));
     assert!(text.contains("Backup Successful."), "{text}");
     assert!(text.contains("Received 9 files from device."), "{text}");
     assert_eq!(
@@ -176,17 +168,7 @@ fn idevicebackup2_reports_the_phones_error() {
         script(&mut c);
         let running = start(c);
         let dir = tempfile::tempdir().unwrap();
-        let out = run(
-            &running,
-            &[
-                "idevicebackup2",
-                "backup",
-                "--full",
-                dir.path().to_str().unwrap(),
-            ],
-            Duration::from_secs(60),
-        );
-        let text = stdout(&out);
+        let text = idevicebackup2(&running, dir.path(), true, Duration::from_secs(60));
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
         assert!(!text.contains("Backup Successful."), "{text}");
         assert!(!matches!(
@@ -208,17 +190,7 @@ fn idevicebackup2_never_reports_success_after_an_unplug() {
     // idevicebackup2 1.3.0 never notices the socket closing mid-file: it
     // loops waiting for "more time" until killed — exactly the silent hang
     // Unstuck's monitor is for. So it gets 5 s, then is killed.
-    let out = run(
-        &running,
-        &[
-            "idevicebackup2",
-            "backup",
-            "--full",
-            dir.path().to_str().unwrap(),
-        ],
-        Duration::from_secs(5),
-    );
-    let text = stdout(&out);
+    let text = idevicebackup2(&running, dir.path(), true, Duration::from_secs(5));
     assert!(!text.contains("Backup Successful."), "{text}");
     assert!(running.sim.events().contains(&SimEvent::Detached));
 }
