@@ -31,6 +31,19 @@ pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional
 # macOS, 127.0.0.1:27015 on Windows): HOST:PORT or a socket path. The
 # USBMUXD_SOCKET_ADDRESS environment variable, when set, wins over this.
 # usbmuxd_address = "127.0.0.1:27015"
+
+# Unstuck's own backups (unstuck backup).
+[backup]
+# How many times a stalled or unplugged backup is started again (0 to 20).
+# max_restarts = 3
+# How long each phase may go without progress before it counts as stalled, in
+# seconds (5 to 86400): before the iPhone's first message, the same on iOS 16.1
+# and later (the iPhone may wait for its passcode), while copying files, and
+# while the iPhone finishes.
+# first_message_seconds = 180
+# passcode_seconds = 300
+# transfer_stall_seconds = 120
+# finishing_stall_seconds = 600
 "##;
 
 /// Validated settings.
@@ -45,6 +58,66 @@ pub struct Config {
     pub interrupted_after_minutes: u32,
     #[serde(default, deserialize_with = "mux_address")]
     pub usbmuxd_address: Option<String>,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// The `[backup]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    #[serde(deserialize_with = "restarts")]
+    pub max_restarts: u32,
+    #[serde(deserialize_with = "seconds")]
+    pub first_message_seconds: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub passcode_seconds: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub transfer_stall_seconds: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub finishing_stall_seconds: u64,
+}
+
+impl Default for BackupConfig {
+    fn default() -> BackupConfig {
+        let w = crate::engine::WatchdogConfig::default();
+        BackupConfig {
+            max_restarts: 3,
+            first_message_seconds: w.first_message.as_secs(),
+            passcode_seconds: w.passcode.as_secs(),
+            transfer_stall_seconds: w.transfer.as_secs(),
+            finishing_stall_seconds: w.finishing.as_secs(),
+        }
+    }
+}
+
+impl BackupConfig {
+    pub fn watchdog(&self) -> crate::engine::WatchdogConfig {
+        use std::time::Duration;
+        crate::engine::WatchdogConfig {
+            first_message: Duration::from_secs(self.first_message_seconds),
+            passcode: Duration::from_secs(self.passcode_seconds),
+            transfer: Duration::from_secs(self.transfer_stall_seconds),
+            finishing: Duration::from_secs(self.finishing_stall_seconds),
+        }
+    }
+}
+
+fn restarts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    u32::try_from(n).ok().filter(|n| *n <= 20).ok_or_else(|| {
+        serde::de::Error::custom(format!("{n} is out of range: use 0 to 20 restarts"))
+    })
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = i64::deserialize(d)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| (5..=86_400).contains(n))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{n} is out of range: use 5 to 86400 seconds"))
+        })
 }
 
 impl Default for Config {
@@ -54,6 +127,7 @@ impl Default for Config {
             log_level: LogLevel::default(),
             interrupted_after_minutes: default_interrupted_after(),
             usbmuxd_address: None,
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -265,6 +339,7 @@ mod tests {
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.interrupted_after_minutes, 10);
         assert_eq!(config.usbmuxd_address.as_deref(), Some("127.0.0.1:27015"));
+        assert_eq!(config.backup, BackupConfig::default());
     }
 
     #[test]

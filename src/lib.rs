@@ -6,6 +6,8 @@
 //!   into plain data; never writes inside one.
 //! - `device`: phones through usbmuxd (idevice): attach/detach, facts, typed
 //!   errors that say what to do; every request with a deadline.
+//! - `engine`: Unstuck's own backups over mobilebackup2: pre-flight, a
+//!   watchdog with bounded restarts, the last complete backup kept safe.
 //! - `config`: the settings file, checked key by key, and Unstuck's own folders.
 //! - `cli`: the command line, from parsed arguments to output.
 //! - `sim`: a simulated iPhone that speaks usbmuxd, lockdownd (TLS) and
@@ -20,9 +22,16 @@ pub mod backup_folder;
 pub mod cli;
 pub mod config;
 pub mod device;
+pub mod engine;
 pub mod humanize;
 pub mod logging;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod synthetic;
 pub mod wire;
+
+/// Locks a mutex, recovering from a panicked holder: every mutex in Unstuck
+/// guards plain data that stays consistent between statements.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -2,6 +2,7 @@
 //! alone), then a resolved [`Context`] — folders found, config loaded — that
 //! each command runs against. Only this module and `main` use `anyhow`.
 
+mod backup;
 mod demo;
 mod devices;
 #[cfg(feature = "sim")]
@@ -51,6 +52,32 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Back up an iPhone with Unstuck's own engine (restarts a stalled transfer).
+    Backup {
+        /// The iPhone's UDID; the only attached one when left out.
+        #[arg(long)]
+        udid: Option<String>,
+        /// The folder of backups to write into (default: this computer's standard one).
+        #[arg(long, value_name = "DIR")]
+        dest: Option<PathBuf>,
+        /// Ask for a full backup even when an earlier one is there.
+        #[arg(long)]
+        full: bool,
+        /// Print progress as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// See or change whether the iPhone encrypts its backups, and the password.
+    Encryption {
+        #[arg(value_enum)]
+        action: backup::EncryptionAction,
+        /// The iPhone's UDID; the only attached one when left out.
+        #[arg(long)]
+        udid: Option<String>,
+        /// Read passwords from standard input, one per line (current first).
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Show what Unstuck reports, on made-up backups in a temporary folder.
     Demo,
@@ -103,6 +130,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => return print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
         Command::Demo => Run::Demo,
+        Command::Backup {
+            udid,
+            dest,
+            full,
+            json,
+        } => Run::Backup {
+            udid,
+            dest,
+            full,
+            json,
+        },
+        Command::Encryption {
+            action,
+            udid,
+            password_stdin,
+        } => Run::Encryption {
+            action,
+            udid,
+            password_stdin,
+        },
         Command::Devices { json } => Run::Devices { json },
         #[cfg(feature = "sim")]
         Command::Sim { port, scenario } => Run::Sim { port, scenario },
@@ -123,6 +170,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
         Run::Demo => demo::run(&ctx),
+        Run::Backup {
+            udid,
+            dest,
+            full,
+            json,
+        } => backup::run(&ctx, udid, dest, full, json),
+        Run::Encryption {
+            action,
+            udid,
+            password_stdin,
+        } => backup::encryption(&ctx, action, udid, password_stdin),
         Run::Devices { json } => devices::run(&ctx, json),
         #[cfg(feature = "sim")]
         Run::Sim { port, scenario } => sim::run(port, &scenario),
@@ -143,6 +201,17 @@ enum Run {
     Demo,
     Devices {
         json: bool,
+    },
+    Backup {
+        udid: Option<String>,
+        dest: Option<PathBuf>,
+        full: bool,
+        json: bool,
+    },
+    Encryption {
+        action: backup::EncryptionAction,
+        udid: Option<String>,
+        password_stdin: bool,
     },
     #[cfg(feature = "sim")]
     Sim {

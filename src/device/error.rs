@@ -87,7 +87,7 @@ pub fn usbmuxd_hint() -> &'static str {
 
 /// Translates an `idevice` error. A socket that drops mid-request means the
 /// phone went away.
-pub(crate) fn translate(err: IdeviceError) -> DeviceError {
+pub fn translate(err: IdeviceError) -> DeviceError {
     use std::io::ErrorKind;
     match err {
         // tokio-rustls reports TLS failures (alerts, bad certificates) as

@@ -27,7 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use plist::Value;
 use serde::Serialize;
 
-pub use error::{DeviceError, usbmuxd_hint};
+pub use error::{DeviceError, translate, usbmuxd_hint};
 pub use facts::{BackupSettings, Battery, DeviceFacts, Link, Storage};
 pub use watch::{DeviceEvent, watch};
 

@@ -300,6 +300,16 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
         status_response(conn).await?;
     }
 
+    // An unplug due later than the last file's start happens before the
+    // closing records: the files are all there, the backup is not.
+    if let Some(at) = config.unplug_at_percent {
+        shared.log(SimEvent::Unplugged {
+            at_percent: at.min(100.0) as u32,
+        });
+        shared.detach();
+        return Ok(());
+    }
+
     // The file list of the whole backup, then the records that close it.
     let rows: Vec<ManifestRow> = (0..config.content.files)
         .map(|n| {
@@ -330,6 +340,7 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
     }
     closing.push(meta_file(&udid, "Status.plist", &finished));
     upload_batch(conn, closing, 100.0).await?;
+    tokio::time::sleep(config.finish_delay).await;
     *lock(&shared.generation) += 1;
     finish(conn, shared, 0, "", plan.len()).await
 }

@@ -105,6 +105,9 @@ pub struct SimConfig {
     /// backup (real phones take up to about a minute).
     pub first_message_delay: Duration,
     pub stall: Option<Stall>,
+    /// A pause after the last files, before the final answer (the phone
+    /// moving its snapshot into place).
+    pub finish_delay: Duration,
     /// Unplug (detach from usbmuxd, drop every connection) at this percent.
     pub unplug_at_percent: Option<f64>,
     /// End every backup with this ErrorCode and description instead of 0.
@@ -164,6 +167,7 @@ impl SimConfig {
             throughput: None,
             first_message_delay: Duration::ZERO,
             stall: None,
+            finish_delay: Duration::ZERO,
             unplug_at_percent: None,
             final_error: None,
             passcode_wait: None,
@@ -278,11 +282,7 @@ impl Shared {
     }
 }
 
-/// Locks a mutex, recovering from a panicked holder: the simulator's state is
-/// plain data that stays consistent between statements.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::lock;
 
 /// A running simulator. Dropping it stops the listener and every connection.
 pub struct Sim {

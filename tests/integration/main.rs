@@ -9,6 +9,8 @@ mod bad_input;
 mod config;
 /// The device layer (our client code) against the simulated iPhone.
 mod device;
+/// The backup engine against the simulated iPhone.
+mod engine;
 /// Real Apple-written backups from the shared fixtures folder.
 mod fixtures;
 /// The simulated iPhone, checked by libimobiledevice's tools (written by others).

@@ -89,6 +89,7 @@ fn idevice_id_and_ideviceinfo_read_the_phone() {
     if !tools_present("idevice_id_and_ideviceinfo_read_the_phone") {
         return;
     }
+    let _programs = crate::util::backup_programs_lock();
     let running = start(config());
     let ids = run(&running, &["idevice_id", "-l"], Duration::from_secs(20));
     assert_eq!(stdout(&ids).trim(), UDID);
@@ -127,6 +128,7 @@ fn idevicebackup2_makes_a_backup_unstuck_reads_as_complete() {
     if !tools_present("idevicebackup2_makes_a_backup_unstuck_reads_as_complete") {
         return;
     }
+    let _programs = crate::util::backup_programs_lock();
     let running = start(config());
     let dir = tempfile::tempdir().unwrap();
     let text = idevicebackup2(&running, dir.path(), true, Duration::from_secs(60));
@@ -151,6 +153,7 @@ fn idevicebackup2_reports_the_phones_error() {
     if !tools_present("idevicebackup2_reports_the_phones_error") {
         return;
     }
+    let _programs = crate::util::backup_programs_lock();
     type Script = fn(&mut SimConfig);
     let cases: [(Script, &str); 3] = [
         (|c| c.claimed_backup_bytes = Some(1 << 50), "ErrorCode 105"),
@@ -183,6 +186,7 @@ fn idevicebackup2_never_reports_success_after_an_unplug() {
     if !tools_present("idevicebackup2_never_reports_success_after_an_unplug") {
         return;
     }
+    let _programs = crate::util::backup_programs_lock();
     let mut c = config();
     c.unplug_at_percent = Some(60.0);
     let running = start(c);

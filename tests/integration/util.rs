@@ -174,3 +174,11 @@ pub fn backup_named<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_jso
         .find(|b| b["path"].as_str().unwrap().ends_with(name))
         .unwrap_or_else(|| panic!("no backup {name} in {doc:#}"))
 }
+
+/// Held by tests that run idevicebackup2 and by tests that need no backup
+/// program running (Unstuck refuses to start beside one), so the two kinds
+/// never overlap.
+pub fn backup_programs_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,331 @@
+//! `unstuck backup` and `unstuck encryption`: Unstuck's own backups, with a
+//! progress bar (or JSON lines for scripts), and the backup password.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
+
+use super::Context;
+use super::devices::mux_address;
+use crate::backup_folder;
+use crate::device;
+use crate::engine::{self, BackupEvent, BackupOptions, EngineError};
+use crate::humanize;
+
+pub fn run(
+    ctx: &Context,
+    udid: Option<String>,
+    dest: Option<PathBuf>,
+    full: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let addr = mux_address(ctx)?;
+    let dest = match dest {
+        Some(d) => d,
+        None => backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir)
+            .into_iter()
+            .next()
+            .context("this platform has no standard backup folder: give one with --dest")?,
+    };
+    let mut options = BackupOptions::new(dest);
+    options.udid = udid;
+    options.full = full;
+    options.watchdog = ctx.config.backup.watchdog();
+    options.max_restarts = ctx.config.backup.max_restarts;
+
+    let runtime = super::runtime()?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let result = runtime.block_on(async {
+        let work = engine::backup(&addr, &options, &tx);
+        tokio::pin!(work);
+        let mut view = View::new(json);
+        loop {
+            tokio::select! {
+                result = &mut work => {
+                    while let Ok(event) = rx.try_recv() {
+                        view.show(&event);
+                    }
+                    view.done();
+                    return result;
+                }
+                Some(event) = rx.recv() => view.show(&event),
+            }
+        }
+    });
+    match result {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "finished", "report": report})
+                );
+            } else {
+                println!(
+                    "Backup complete: {} files, {} in {:.0} s{} — {}",
+                    report.files,
+                    humanize::bytes(report.bytes),
+                    report.seconds,
+                    match report.restarts {
+                        0 => String::new(),
+                        n => format!(" after {n} restart{}", if n == 1 { "" } else { "s" }),
+                    },
+                    report.folder.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "failed", "error": e.to_string(), "exit_code": e.exit_code()})
+                );
+            }
+            eprintln!("unstuck: backup failed: {e}");
+            if !matches!(e, EngineError::Preflight { .. } | EngineError::Busy { .. }) {
+                eprintln!("unstuck: the last complete backup, if there was one, is unchanged.");
+            }
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+/// Shows engine events: a progress bar on a terminal, plain lines
+/// otherwise, JSON lines with `--json`.
+struct View {
+    json: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl View {
+    fn new(json: bool) -> View {
+        let bar = (!json && io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(100);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{bar:30}] {pos:>3}% {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        View {
+            json,
+            bar,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, event: &BackupEvent) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+            }
+            return;
+        }
+        let line = match event {
+            BackupEvent::Started {
+                udid,
+                device_name,
+                folder,
+                protected,
+            } => Some(format!(
+                "Backing up {} ({udid}) to {}{}",
+                device_name.as_deref().unwrap_or("iPhone"),
+                folder.display(),
+                if *protected {
+                    "; the last complete backup is kept safe until this one finishes"
+                } else {
+                    ""
+                }
+            )),
+            BackupEvent::Progress {
+                phase,
+                bytes,
+                percent,
+                ..
+            } => {
+                let secs = self.started.elapsed().as_secs_f64().max(0.001);
+                let rate = *bytes as f64 / secs;
+                let eta = match percent {
+                    Some(p) if *p > 0.5 && *p < 100.0 => {
+                        format!(", ETA {:.0} s", secs * (100.0 - p) / p)
+                    }
+                    _ => String::new(),
+                };
+                let msg = format!(
+                    "{phase}: {} at {}/s{eta}",
+                    humanize::bytes(*bytes),
+                    humanize::bytes(rate as u64)
+                );
+                if let Some(bar) = &self.bar {
+                    bar.set_position(percent.unwrap_or(0.0) as u64);
+                    bar.set_message(msg);
+                    None
+                } else if self.last_line.elapsed().as_secs() >= 5 {
+                    self.last_line = Instant::now();
+                    Some(format!("{:>3.0}% {msg}", percent.unwrap_or(0.0)))
+                } else {
+                    None
+                }
+            }
+            BackupEvent::Stalled { phase, quiet_secs } => Some(format!(
+                "Stalled while {phase}: nothing for {quiet_secs} s; stopping this attempt"
+            )),
+            BackupEvent::WaitingForPhone { reason } => {
+                Some(format!("{reason}. Waiting for the iPhone to come back…"))
+            }
+            BackupEvent::Restarting { attempt, of } => Some(format!(
+                "Starting again (attempt {} of {})",
+                attempt + 1,
+                of + 1
+            )),
+        };
+        if let Some(line) = line {
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// What `unstuck encryption` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EncryptionAction {
+    /// Say whether backups of the iPhone are encrypted.
+    Status,
+    /// Turn encryption on with a new password.
+    On,
+    /// Turn encryption off (needs the current password).
+    Off,
+    /// Change the password (needs the current one).
+    Change,
+}
+
+pub fn encryption(
+    ctx: &Context,
+    action: EncryptionAction,
+    udid: Option<String>,
+    stdin: bool,
+) -> Result<ExitCode> {
+    let addr = mux_address(ctx)?;
+    let runtime = super::runtime()?;
+    let facts = runtime.block_on(device::facts(&addr, udid.as_deref(), device::DEADLINE))?;
+    let name = facts.name.clone().unwrap_or_else(|| "the iPhone".into());
+    let encrypted = facts.backup.will_encrypt;
+    let mut passwords = Passwords::new(stdin);
+    let (old, new) = match action {
+        EncryptionAction::Status => {
+            println!(
+                "Backups of {name} are {}.",
+                match encrypted {
+                    Some(true) => "encrypted",
+                    Some(false) => "not encrypted",
+                    None => "of unknown encryption (the iPhone did not say)",
+                }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        EncryptionAction::On => {
+            if encrypted == Some(true) {
+                bail!(
+                    "backups of {name} are already encrypted; use `unstuck encryption change` to change the password"
+                );
+            }
+            (None, Some(passwords.new_password()?))
+        }
+        EncryptionAction::Off => (Some(passwords.ask("Current backup password: ")?), None),
+        EncryptionAction::Change => {
+            let old = passwords.ask("Current backup password: ")?;
+            (Some(old), Some(passwords.new_password()?))
+        }
+    };
+    let done = runtime.block_on(engine::change_password(
+        &addr,
+        Some(&facts.udid),
+        old.as_deref(),
+        new.as_deref(),
+        device::DEADLINE,
+    ));
+    match done {
+        Ok(()) => {
+            println!(
+                "{}",
+                match action {
+                    EncryptionAction::On => format!(
+                        "Backups of {name} are now encrypted. Keep the password safe: without it the backups cannot be restored."
+                    ),
+                    EncryptionAction::Off => format!("Backups of {name} are no longer encrypted."),
+                    _ => "The backup password was changed.".to_owned(),
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(EngineError::Phone { code: 207, .. }) => {
+            eprintln!(
+                "unstuck: that is not the backup password of {name}. Forgot it? On the iPhone: Settings → General → Transfer or Reset iPhone → Reset → Reset All Settings removes it (your data stays); then turn encryption on again with `unstuck encryption on`."
+            );
+            Ok(ExitCode::from(13))
+        }
+        Err(e) => {
+            eprintln!("unstuck: {e}");
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+/// Reads passwords from a prompt that does not echo, or one per line from
+/// standard input with `--password-stdin`.
+struct Passwords {
+    lines: Option<io::Lines<io::StdinLock<'static>>>,
+}
+
+impl Passwords {
+    fn new(stdin: bool) -> Passwords {
+        Passwords {
+            lines: stdin.then(|| io::stdin().lock().lines()),
+        }
+    }
+
+    fn ask(&mut self, prompt: &str) -> Result<String> {
+        let password = match &mut self.lines {
+            Some(lines) => lines
+                .next()
+                .context("standard input ended before the password")?
+                .context("cannot read the password from standard input")?,
+            None => {
+                let _ = io::stderr().flush();
+                rpassword::prompt_password(prompt)
+                    .context("cannot read the password from the terminal")?
+            }
+        };
+        if password.is_empty() {
+            bail!("the password is empty");
+        }
+        Ok(password)
+    }
+
+    fn new_password(&mut self) -> Result<String> {
+        let first = self.ask("New backup password: ")?;
+        if self.lines.is_none() {
+            let again = self.ask("Once more: ")?;
+            if again != first {
+                bail!("the two passwords differ; nothing was changed");
+            }
+        }
+        Ok(first)
+    }
+}

@@ -1,0 +1,153 @@
+//! What the engine learns from and leaves on the host: other backup programs
+//! running (sysinfo), the lock that keeps two Unstuck backups of one phone
+//! apart, and the Info.plist a backup folder starts with.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use plist::{Dictionary, Value};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+
+use crate::device::DeviceFacts;
+
+/// Programs that make iPhone backups, by process name.
+const BACKUP_PROGRAMS: [&str; 3] = ["AppleMobileBackup", "idevicebackup2", "pymobiledevice3"];
+
+/// Backup programs running now for the phone `udid`, other than this
+/// process: (name, pid). A program whose command line names another phone
+/// (`-u`/`--udid`) is not counted; one that names none may be backing up
+/// this one. pymobiledevice3 counts only when its command line says "backup".
+pub fn other_backups(udid: &str) -> Vec<(String, u32)> {
+    let Ok(mut system) = System::new() else {
+        tracing::warn!("cannot list processes; not checking for other backups");
+        return Vec::new();
+    };
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always),
+    );
+    let me = std::process::id();
+    let mut found: Vec<(String, u32)> = system
+        .processes()
+        .values()
+        .filter(|p| p.pid().as_u32() != me)
+        .filter_map(|p| {
+            let name = p.name().to_string_lossy().into_owned();
+            let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;
+            let args: Vec<String> = p
+                .cmd()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let backing_up =
+                *program != "pymobiledevice3" || args.iter().any(|a| a.contains("backup"));
+            let named = args
+                .windows(2)
+                .find(|w| w[0] == "-u" || w[0] == "--udid")
+                .map(|w| w[1].clone());
+            let this_phone = named.is_none_or(|n| n.eq_ignore_ascii_case(udid));
+            (backing_up && this_phone).then(|| (program.to_string(), p.pid().as_u32()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether `pid` is running. When processes cannot be listed, a lock is
+/// taken over rather than blocking every later backup.
+fn alive(pid: u32) -> bool {
+    let Ok(mut system) = System::new() else {
+        return false;
+    };
+    let pid = Pid::from_u32(pid);
+    system.refresh_processes(ProcessesToUpdate::Some(&[pid]), true);
+    system.process(pid).is_some()
+}
+
+/// Held while Unstuck backs up one phone into one destination; a second
+/// run is refused while the first is alive. Removed on drop.
+#[derive(Debug)]
+pub struct BackupLock {
+    path: PathBuf,
+}
+
+impl BackupLock {
+    /// Takes the lock, or says which process holds it. A lock left by a
+    /// process that is gone is taken over.
+    pub fn acquire(dest: &Path, udid: &str) -> io::Result<Result<BackupLock, u32>> {
+        let path = dest.join(format!(".unstuck-{udid}.lock"));
+        for _ in 0..2 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())?;
+                    return Ok(Ok(BackupLock { path }));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if pid != std::process::id() && alive(pid) => {
+                            return Ok(Err(pid));
+                        }
+                        _ => fs::remove_file(&path)?,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("the backup lock keeps reappearing"))
+    }
+}
+
+impl Drop for BackupLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `<folder>/Info.plist` from the phone's facts, as iTunes and
+/// idevicebackup2 do before a backup, through a temporary file and a rename.
+pub fn write_info_plist(
+    folder: &Path,
+    facts: &DeviceFacts,
+    now: jiff::Timestamp,
+) -> io::Result<()> {
+    let mut d = Dictionary::new();
+    let mut text = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            d.insert(k.into(), Value::String(v.clone()));
+        }
+    };
+    text("Build Version", &facts.build_version);
+    text("Device Name", &facts.name);
+    text("Display Name", &facts.name);
+    text("Product Type", &facts.product_type);
+    text("Product Version", &facts.ios_version);
+    text("Serial Number", &facts.serial);
+    d.insert("GUID".into(), guid(&facts.udid).into());
+    d.insert("Last Backup Date".into(), crate::synthetic::plist_date(now));
+    d.insert("Target Identifier".into(), facts.udid.clone().into());
+    d.insert("Target Type".into(), "Device".into());
+    d.insert(
+        "Unique Identifier".into(),
+        facts.udid.to_ascii_uppercase().into(),
+    );
+    fs::create_dir_all(folder)?;
+    let part = folder.join("Info.plist.unstuck-part");
+    Value::Dictionary(d)
+        .to_file_xml(&part)
+        .map_err(io::Error::other)?;
+    fs::rename(&part, folder.join("Info.plist"))
+}
+
+/// A stable 32-hex-digit GUID for this phone (iTunes writes one per host).
+fn guid(udid: &str) -> String {
+    crate::synthetic::file_id("Unstuck", udid)[..32].to_ascii_uppercase()
+}

@@ -1,0 +1,518 @@
+//! Unstuck's own backups, made through mobilebackup2 with `idevice`'s
+//! `MobileBackup2Client` and a delegate of ours. Around the transfer:
+//! pre-flight checks before any byte moves, a watchdog that restarts a
+//! stalled attempt a bounded number of times, a wait for a phone that was
+//! unplugged, and a hard-link snapshot that puts the last complete backup
+//! back if the run does not finish. Success means ErrorCode 0 *and* a
+//! Status.plist that says finished.
+
+pub mod codes;
+mod delegate;
+mod host;
+pub mod preflight;
+pub mod snapshot;
+pub mod watchdog;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use idevice::mobilebackup2::{FsBackupDelegate, MobileBackup2Client};
+use plist::{Dictionary, Value};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::backup_folder::{
+    self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState,
+};
+use crate::device::{self, DeviceError, MuxAddress};
+use crate::lock;
+use delegate::Delegate;
+pub use delegate::Observed;
+pub use host::{BackupLock, other_backups};
+use preflight::Problem;
+use snapshot::Snapshot;
+pub use watchdog::{Phase, Stall, WatchdogConfig};
+
+/// What to back up, where, and how patiently.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The phone; the only attached one when `None`.
+    pub udid: Option<String>,
+    /// The backup root; the backup goes to `<dest>/<UDID>/`.
+    pub dest: PathBuf,
+    /// Ask the phone for a full backup even when an earlier one is there.
+    pub full: bool,
+    /// Per request to the phone.
+    pub deadline: Duration,
+    pub watchdog: WatchdogConfig,
+    /// Attempts after the first, on a stall or an unplug.
+    pub max_restarts: u32,
+    /// Wait before restart n: n times this.
+    pub restart_backoff: Duration,
+    /// How long to wait for an unplugged phone to come back.
+    pub reattach_wait: Duration,
+    /// How often progress is looked at.
+    pub tick: Duration,
+    /// Report this instead of the real free space (tests).
+    pub free_space_override: Option<u64>,
+    /// Look for other backup programs before starting. Tests that run
+    /// backup programs side by side turn it off.
+    pub check_other_programs: bool,
+}
+
+impl BackupOptions {
+    pub fn new(dest: PathBuf) -> BackupOptions {
+        BackupOptions {
+            udid: None,
+            dest,
+            full: false,
+            deadline: device::DEADLINE,
+            watchdog: WatchdogConfig::default(),
+            max_restarts: 3,
+            restart_backoff: Duration::from_secs(10),
+            reattach_wait: Duration::from_secs(300),
+            tick: Duration::from_millis(500),
+            free_space_override: None,
+            check_other_programs: true,
+        }
+    }
+}
+
+/// What the engine reports while it works.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BackupEvent {
+    Started {
+        udid: String,
+        device_name: Option<String>,
+        folder: PathBuf,
+        /// A complete backup is there and is kept safe during the run.
+        protected: bool,
+    },
+    Progress {
+        phase: Phase,
+        bytes: u64,
+        files: u64,
+        percent: Option<f64>,
+    },
+    Stalled {
+        phase: Phase,
+        quiet_secs: u64,
+    },
+    /// The phone went away; waiting for it to come back.
+    WaitingForPhone {
+        reason: String,
+    },
+    Restarting {
+        attempt: u32,
+        of: u32,
+    },
+}
+
+/// A finished backup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackupReport {
+    pub udid: String,
+    pub folder: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+    pub restarts: u32,
+    pub seconds: f64,
+}
+
+/// Why a backup did not finish. The last complete backup, if any, is back
+/// in place whenever one of these is returned.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A check before the transfer failed; nothing was written.
+    #[error("not started: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Preflight { problems: Vec<Problem> },
+    /// Another Unstuck process is backing up this phone into this folder.
+    #[error(
+        "another Unstuck backup of this iPhone is running (process {pid}): wait for it to finish"
+    )]
+    Busy { pid: u32 },
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The phone ended the backup with a non-zero ErrorCode.
+    #[error("the iPhone stopped the backup with error {code}: {}. {}{}", codes::meaning(*code).cause, upper_first(codes::meaning(*code).action), description.as_deref().map(|d| format!(" (the iPhone said: {d})")).unwrap_or_default())]
+    Phone {
+        code: u64,
+        description: Option<String>,
+    },
+    /// Every attempt stalled.
+    #[error(
+        "the backup stalled while {phase} in {attempts} attempts: unplug the iPhone, plug it back in, unlock it and try again"
+    )]
+    Stalled { phase: Phase, attempts: u32 },
+    /// ErrorCode 0, but Status.plist does not say finished.
+    #[error(
+        "the iPhone reported success but the backup's Status.plist does not say finished: back up again"
+    )]
+    NotFinished,
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+impl EngineError {
+    /// The process exit code for `unstuck backup`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Preflight { .. } | EngineError::Busy { .. } => 3,
+            EngineError::Device(_) => 4,
+            EngineError::Phone { code, .. } => codes::exit_code(*code),
+            EngineError::Stalled { .. } => 5,
+            EngineError::NotFinished => 6,
+            EngineError::Io { .. } => 7,
+        }
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+    move |source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Makes one backup of a phone, restarting stalled or unplugged attempts,
+/// and reports through `events`.
+pub async fn backup(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+) -> Result<BackupReport, EngineError> {
+    let started = Instant::now();
+    let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
+    let udid = facts.udid.clone();
+    std::fs::create_dir_all(&options.dest).map_err(io_at(&options.dest))?;
+    let folder = options.dest.join(&udid);
+    let _lock = match BackupLock::acquire(&options.dest, &udid).map_err(io_at(&options.dest))? {
+        Ok(lock) => lock,
+        Err(pid) => return Err(EngineError::Busy { pid }),
+    };
+
+    let existing = folder.exists().then(|| {
+        backup_folder::read_backup(
+            &folder,
+            ReadOptions {
+                now: jiff::Timestamp::now(),
+                active_window: jiff::SignedDuration::from_mins(10),
+            },
+            &mut MeasureCache::in_memory(),
+        )
+    });
+    let complete = existing
+        .as_ref()
+        .is_some_and(|b| b.state == BackupState::Complete);
+    let leftover = |kind| {
+        existing
+            .as_ref()
+            .is_some_and(|b| b.leftovers.iter().any(|l| l.kind == kind))
+    };
+    let inputs = preflight::Inputs {
+        host_free: options.free_space_override.unwrap_or_else(|| {
+            idevice::mobilebackup2::BackupDelegate::get_free_disk_space(
+                &FsBackupDelegate,
+                &options.dest,
+            )
+        }),
+        last_backup_bytes: existing
+            .as_ref()
+            .filter(|_| complete)
+            .and_then(|b| b.size_bytes),
+        phone_used: facts.storage.map(|s| s.used()),
+        phone_free: facts.storage.map(|s| s.free),
+        empty_manifest_plist: leftover(LeftoverKind::EmptyManifestPlist),
+        stale_snapshot_folder: leftover(LeftoverKind::SnapshotFolder),
+        other_backups: if options.check_other_programs {
+            other_backups(&udid)
+        } else {
+            Vec::new()
+        },
+    };
+    let problems = preflight::check(&inputs);
+    if !problems.is_empty() {
+        return Err(EngineError::Preflight { problems });
+    }
+
+    let snapshot = if complete {
+        Some(Snapshot::take(&folder).map_err(io_at(&folder))?)
+    } else {
+        None
+    };
+    let _ = events.send(BackupEvent::Started {
+        udid: udid.clone(),
+        device_name: facts.name.clone(),
+        folder: folder.clone(),
+        protected: snapshot.is_some(),
+    });
+    let result = async {
+        host::write_info_plist(&folder, &facts, jiff::Timestamp::now()).map_err(io_at(&folder))?;
+        let passcode = watchdog::asks_for_passcode(facts.ios_version.as_deref());
+        attempts(addr, &udid, options, passcode, events).await
+    }
+    .await;
+    match result {
+        Ok((observed, restarts)) => {
+            if let Some(s) = snapshot {
+                s.discard().map_err(io_at(&folder))?;
+            }
+            Ok(BackupReport {
+                udid,
+                folder,
+                files: observed.files,
+                bytes: observed.bytes,
+                restarts,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Err(e) => {
+            if let Some(s) = snapshot
+                && let Err(restore) = s.restore()
+            {
+                tracing::error!(error = %restore, "could not put the last complete backup back");
+                return Err(EngineError::Io {
+                    path: folder,
+                    source: restore,
+                });
+            }
+            Err(e)
+        }
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Reply(Dictionary),
+    Stalled(Stall),
+    Failed(DeviceError),
+}
+
+async fn attempts(
+    addr: &MuxAddress,
+    udid: &str,
+    options: &BackupOptions,
+    passcode: bool,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+) -> Result<(Observed, u32), EngineError> {
+    let mut last_stall = None;
+    for attempt in 0..=options.max_restarts {
+        if attempt > 0 {
+            let _ = events.send(BackupEvent::Restarting {
+                attempt,
+                of: options.max_restarts,
+            });
+            tokio::time::sleep(options.restart_backoff * attempt).await;
+        }
+        let (outcome, observed) = one_attempt(addr, udid, options, passcode, events).await;
+        match outcome {
+            Attempt::Reply(reply) => {
+                let code = reply
+                    .get("ErrorCode")
+                    .and_then(Value::as_unsigned_integer)
+                    .unwrap_or(0);
+                if code != 0 {
+                    let description = reply
+                        .get("ErrorDescription")
+                        .and_then(Value::as_string)
+                        .map(str::to_owned);
+                    return Err(EngineError::Phone { code, description });
+                }
+                if !finished(&options.dest.join(udid)) {
+                    return Err(EngineError::NotFinished);
+                }
+                return Ok((observed, attempt));
+            }
+            Attempt::Stalled(stall) => {
+                let _ = events.send(BackupEvent::Stalled {
+                    phase: stall.phase,
+                    quiet_secs: stall.quiet.as_secs(),
+                });
+                last_stall = Some(stall.phase);
+            }
+            Attempt::Failed(DeviceError::Detached | DeviceError::NoDevice { .. }) => {
+                let _ = events.send(BackupEvent::WaitingForPhone {
+                    reason: DeviceError::Detached.to_string(),
+                });
+                if !wait_for_phone(addr, udid, options).await {
+                    return Err(DeviceError::NoDevice {
+                        udid: Some(udid.to_owned()),
+                    }
+                    .into());
+                }
+            }
+            Attempt::Failed(e) => return Err(e.into()),
+        }
+    }
+    Err(EngineError::Stalled {
+        phase: last_stall.unwrap_or(Phase::WaitingForPhone),
+        attempts: options.max_restarts + 1,
+    })
+}
+
+async fn one_attempt(
+    addr: &MuxAddress,
+    udid: &str,
+    options: &BackupOptions,
+    passcode: bool,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+) -> (Attempt, Observed) {
+    let (delegate, observed) = Delegate::new(options.free_space_override);
+    let snapshot = |observed: &std::sync::Mutex<Observed>| lock(observed).clone();
+    let mut client: MobileBackup2Client =
+        match device::mobilebackup2(addr, Some(udid), options.deadline).await {
+            Ok(c) => c,
+            Err(e) => return (Attempt::Failed(e), snapshot(&observed)),
+        };
+    let request = options.full.then(|| {
+        let mut d = Dictionary::new();
+        d.insert("ForceFullBackup".into(), true.into());
+        d
+    });
+    let mut dog = watchdog::Watchdog::new(options.watchdog, passcode, Instant::now());
+    let run = client.backup_from_path(&options.dest, None, request, &delegate);
+    tokio::pin!(run);
+    let mut ticker = tokio::time::interval(options.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            result = &mut run => {
+                let outcome = match result {
+                    Ok(Some(reply)) => Attempt::Reply(reply),
+                    // The phone hung up without a final answer.
+                    Ok(None) => Attempt::Failed(DeviceError::Detached),
+                    Err(e) => Attempt::Failed(device::translate(e)),
+                };
+                return (outcome, snapshot(&observed));
+            }
+            _ = ticker.tick() => {
+                let now = snapshot(&observed);
+                dog.progress(now.phase, now.last_progress);
+                let _ = events.send(BackupEvent::Progress {
+                    phase: dog.phase(),
+                    bytes: now.bytes,
+                    files: now.files,
+                    percent: now.percent,
+                });
+                if let Some(stall) = dog.check(Instant::now()) {
+                    return (Attempt::Stalled(stall), now);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the folder's Status.plist says finished.
+fn finished(folder: &Path) -> bool {
+    std::fs::read(folder.join("Status.plist"))
+        .ok()
+        .and_then(|b| backup_folder::plists::parse_status(&b).ok())
+        .is_some_and(|s| s.snapshot_state == Some(SnapshotState::Finished))
+}
+
+/// Waits for the phone to be attached again, up to `reattach_wait`.
+async fn wait_for_phone(addr: &MuxAddress, udid: &str, options: &BackupOptions) -> bool {
+    let until = Instant::now() + options.reattach_wait;
+    loop {
+        if let Ok(list) = device::list(addr, options.deadline).await
+            && list.iter().any(|d| d.udid == udid)
+        {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(options.tick.max(Duration::from_millis(200))).await;
+    }
+}
+
+/// Sends ChangePassword and returns when the phone answers: `new` only turns
+/// encryption on, `old` only turns it off, both change the password. The
+/// phone checks the old password (error 207 when wrong). Passwords are
+/// neither logged nor kept.
+pub async fn change_password(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    old: Option<&str>,
+    new: Option<&str>,
+    deadline: Duration,
+) -> Result<(), EngineError> {
+    let mut client = device::mobilebackup2(addr, udid, deadline).await?;
+    let target = client.idevice.udid().unwrap_or_default().to_owned();
+    let mut body = Dictionary::new();
+    body.insert("MessageName".into(), "ChangePassword".into());
+    body.insert("TargetIdentifier".into(), target.into());
+    if let Some(old) = old {
+        body.insert("OldPassword".into(), old.into());
+    }
+    if let Some(new) = new {
+        body.insert("NewPassword".into(), new.into());
+    }
+    // idevice's change_password_from_path drops the phone's answer, so the
+    // request is framed here and the answer read back.
+    let message = Value::Array(vec![
+        "DLMessageProcessMessage".into(),
+        Value::Dictionary(body),
+    ]);
+    let frame = crate::wire::plist_frame(&message, true);
+    let send = client.idevice.send_raw(&frame);
+    tokio::time::timeout(deadline, send)
+        .await
+        .map_err(|_| DeviceError::Timeout {
+            what: "ChangePassword",
+            after: deadline,
+        })?
+        .map_err(device::translate)?;
+    loop {
+        // The phone may take a while: it re-keys its backup settings.
+        let (tag, reply) = tokio::time::timeout(deadline * 6, client.receive_dl_message())
+            .await
+            .map_err(|_| DeviceError::Timeout {
+                what: "ChangePassword",
+                after: deadline * 6,
+            })?
+            .map_err(device::translate)?;
+        if tag != "DLMessageProcessMessage" {
+            // Nothing else is expected; say so rather than leave it waiting.
+            client
+                .send_status_response(-1, Some("Operation not supported"), None)
+                .await
+                .map_err(device::translate)?;
+            continue;
+        }
+        let reply = reply
+            .as_array()
+            .and_then(|a| a.get(1))
+            .and_then(Value::as_dictionary)
+            .cloned()
+            .unwrap_or_default();
+        let code = reply
+            .get("ErrorCode")
+            .and_then(Value::as_unsigned_integer)
+            .unwrap_or(0);
+        return match code {
+            0 => Ok(()),
+            code => Err(EngineError::Phone {
+                code,
+                description: reply
+                    .get("ErrorDescription")
+                    .and_then(Value::as_string)
+                    .map(str::to_owned),
+            }),
+        };
+    }
+}

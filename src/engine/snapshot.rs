@@ -1,0 +1,135 @@
+//! Keeps the last complete backup safe while a new run writes into its
+//! folder: a copy made of hard links (it costs no space), restored if the run
+//! does not finish and removed when it does. The run never writes a file in
+//! place (see `delegate`), so the linked files keep their old bytes.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A hard-link copy of a backup folder, beside it and hidden
+/// (`.unstuck-snapshot-<folder name>`), so readers pass it over.
+#[derive(Debug)]
+pub struct Snapshot {
+    folder: PathBuf,
+    copy: PathBuf,
+}
+
+impl Snapshot {
+    /// Links every file of `folder` into the snapshot. A snapshot left by a
+    /// run that was killed is the last complete state: it is restored first.
+    pub fn take(folder: &Path) -> io::Result<Snapshot> {
+        let copy = snapshot_path(folder);
+        if copy.exists() {
+            tracing::warn!(path = %copy.display(), "restoring the snapshot a killed run left");
+            Snapshot {
+                folder: folder.to_path_buf(),
+                copy: copy.clone(),
+            }
+            .restore()?;
+        }
+        link_tree(folder, &copy).inspect_err(|_| {
+            let _ = fs::remove_dir_all(&copy);
+        })?;
+        Ok(Snapshot {
+            folder: folder.to_path_buf(),
+            copy,
+        })
+    }
+
+    /// The run finished: the snapshot is no longer needed.
+    pub fn discard(self) -> io::Result<()> {
+        fs::remove_dir_all(&self.copy)
+    }
+
+    /// The run did not finish: put the last complete state back. The run's
+    /// partial folder is moved aside first, then removed (it holds only what
+    /// this run wrote and links shared with the snapshot).
+    pub fn restore(self) -> io::Result<()> {
+        let aside = self.folder.with_file_name(format!(
+            ".unstuck-failed-{}",
+            self.folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let _ = fs::remove_dir_all(&aside);
+        if self.folder.exists() {
+            fs::rename(&self.folder, &aside)?;
+        }
+        fs::rename(&self.copy, &self.folder)?;
+        let _ = fs::remove_dir_all(&aside);
+        Ok(())
+    }
+}
+
+pub fn snapshot_path(folder: &Path) -> PathBuf {
+    folder.with_file_name(format!(
+        ".unstuck-snapshot-{}",
+        folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ))
+}
+
+fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs::hard_link(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_brings_back_the_old_bytes_and_discard_keeps_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("backup");
+        fs::create_dir_all(folder.join("ab")).unwrap();
+        fs::write(folder.join("ab/file"), b"old").unwrap();
+        fs::write(folder.join("Status.plist"), b"finished").unwrap();
+
+        let snap = Snapshot::take(&folder).unwrap();
+        // A run replaces files by renaming new ones over them, and adds some.
+        fs::write(folder.join("ab/file.tmp"), b"new").unwrap();
+        fs::rename(folder.join("ab/file.tmp"), folder.join("ab/file")).unwrap();
+        fs::write(folder.join("extra"), b"x").unwrap();
+        snap.restore().unwrap();
+        assert_eq!(fs::read(folder.join("ab/file")).unwrap(), b"old");
+        assert!(!folder.join("extra").exists());
+        assert!(!snapshot_path(&folder).exists());
+
+        let snap = Snapshot::take(&folder).unwrap();
+        fs::write(folder.join("ab/file.tmp"), b"new").unwrap();
+        fs::rename(folder.join("ab/file.tmp"), folder.join("ab/file")).unwrap();
+        snap.discard().unwrap();
+        assert_eq!(fs::read(folder.join("ab/file")).unwrap(), b"new");
+        assert!(!snapshot_path(&folder).exists());
+    }
+
+    #[test]
+    fn a_snapshot_left_by_a_killed_run_is_restored_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("backup");
+        fs::create_dir(&folder).unwrap();
+        fs::write(folder.join("file"), b"good").unwrap();
+        let snap = Snapshot::take(&folder).unwrap();
+        std::mem::forget(snap);
+        fs::write(folder.join("file.tmp"), b"half").unwrap();
+        fs::rename(folder.join("file.tmp"), folder.join("file")).unwrap();
+        let again = Snapshot::take(&folder).unwrap();
+        assert_eq!(fs::read(folder.join("file")).unwrap(), b"good");
+        again.discard().unwrap();
+    }
+}

@@ -1,0 +1,533 @@
+//! Unstuck's backup engine against the simulated iPhone, over the real wire.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use unstuck::backup_folder::BackupState;
+use unstuck::device::{DeviceError, MuxAddress};
+use unstuck::engine::{self, BackupEvent, BackupOptions, EngineError, Phase, WatchdogConfig};
+use unstuck::sim::{Sim, SimConfig, SimEvent, Stall};
+
+use super::sim::{UDID, config};
+use crate::util;
+
+/// Options with short thresholds. Stalls here are real sockets going quiet,
+/// so the watchdog's clock is real: thresholds of a few hundred ms keep the
+/// tests short.
+fn options(dest: &Path) -> BackupOptions {
+    let mut o = BackupOptions::new(dest.to_path_buf());
+    o.watchdog = WatchdogConfig {
+        first_message: Duration::from_millis(400),
+        passcode: Duration::from_millis(400),
+        transfer: Duration::from_millis(400),
+        finishing: Duration::from_millis(400),
+    };
+    o.tick = Duration::from_millis(50);
+    o.restart_backoff = Duration::from_millis(50);
+    o.reattach_wait = Duration::from_millis(800);
+    o.max_restarts = 2;
+    // Other tests run idevicebackup2 at the same time; the one test of this
+    // check turns it back on.
+    o.check_other_programs = false;
+    o
+}
+
+fn addr(sim: &Sim) -> MuxAddress {
+    MuxAddress::Tcp(sim.addr())
+}
+
+/// Runs a backup; `on_event` sees each event with the simulator, so a test
+/// can change the phone's script when something happens.
+async fn run(
+    sim: &Sim,
+    options: &BackupOptions,
+    mut on_event: impl FnMut(&BackupEvent, &Sim),
+) -> (Result<engine::BackupReport, EngineError>, Vec<BackupEvent>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let addr = addr(sim);
+    let work = engine::backup(&addr, options, &tx);
+    tokio::pin!(work);
+    let mut seen = Vec::new();
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                while let Ok(e) = rx.try_recv() {
+                    seen.push(e);
+                }
+                return (result, seen);
+            }
+            Some(e) = rx.recv() => {
+                on_event(&e, sim);
+                seen.push(e);
+            }
+        }
+    }
+}
+
+fn content_of(folder: &Path, n: usize) -> Vec<u8> {
+    let template = unstuck::synthetic::SyntheticBackup::new(UDID, jiff::Timestamp::now());
+    let (domain, path) = template.file_name(n);
+    let id = unstuck::synthetic::file_id(&domain, &path);
+    std::fs::read(folder.join(&id[..2]).join(&id)).unwrap()
+}
+
+#[tokio::test]
+async fn full_then_incremental() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, events) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    let report = result.unwrap();
+    assert_eq!(report.restarts, 0);
+    // 40 content files, Status.plist twice, Manifest.db, Manifest.plist.
+    assert_eq!(report.files, 44);
+    assert!(matches!(
+        &events[0],
+        BackupEvent::Started {
+            protected: false,
+            ..
+        }
+    ));
+    let folder = dir.path().join(UDID);
+    let backup = util::read(&folder);
+    assert_eq!(backup.state, BackupState::Complete);
+    assert_eq!(backup.device_name.as_deref(), Some("Simulated iPhone"));
+    assert_eq!(backup.file_count, Some(40));
+    for n in [0, 17, 39] {
+        assert!(content_of(&folder, n) == unstuck::synthetic::file_content(7, n as u64, 3000));
+    }
+    // No part files, no lock, no snapshot left behind.
+    let stray: Vec<_> = walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("unstuck"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+
+    let (result, events) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    let report = result.unwrap();
+    assert!(matches!(
+        &events[0],
+        BackupEvent::Started {
+            protected: true,
+            ..
+        }
+    ));
+    assert_eq!(report.files, 5 + 4);
+    assert_eq!(util::read(&folder).state, BackupState::Complete);
+    // The changed files carry their new bytes; the others are untouched.
+    assert!(content_of(&folder, 0) != unstuck::synthetic::file_content(7, 0, 3000));
+    assert!(content_of(&folder, 39) == unstuck::synthetic::file_content(7, 39, 3000));
+    assert!(!engine::snapshot::snapshot_path(&folder).exists());
+}
+
+/// A stall in `phase` is detected, the attempt restarted, and the backup
+/// finishes; `fix` takes the fault away once the stall was seen.
+async fn stall_then_recover(
+    script: impl FnOnce(&mut SimConfig),
+    fix: fn(&mut SimConfig),
+    phase: Phase,
+) {
+    let mut c = config();
+    script(&mut c);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, events) = run(&sim, &options(dir.path()), |e, sim| {
+        if matches!(e, BackupEvent::Stalled { .. }) {
+            sim.update(fix);
+        }
+    })
+    .await;
+    let report = result.unwrap_or_else(|e| panic!("{e}\n{events:?}"));
+    assert_eq!(report.restarts, 1);
+    let stalled: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            BackupEvent::Stalled { phase, .. } => Some(*phase),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stalled, [phase]);
+    assert_eq!(
+        util::read(&dir.path().join(UDID)).state,
+        BackupState::Complete
+    );
+}
+
+#[tokio::test]
+async fn stall_waiting_for_the_phone() {
+    stall_then_recover(
+        |c| c.first_message_delay = Duration::from_secs(3),
+        |c| c.first_message_delay = Duration::ZERO,
+        Phase::WaitingForPhone,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn stall_while_copying() {
+    stall_then_recover(
+        |c| {
+            c.stall = Some(Stall {
+                at_percent: 40.0,
+                duration: Duration::from_secs(3),
+            })
+        },
+        |c| c.stall = None,
+        Phase::Transferring,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn stall_while_finishing() {
+    stall_then_recover(
+        |c| c.finish_delay = Duration::from_secs(3),
+        |c| c.finish_delay = Duration::ZERO,
+        Phase::Finishing,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stall_that_never_clears_gives_up_after_the_restarts() {
+    let mut c = config();
+    c.first_message_delay = Duration::from_secs(5);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Stalled {
+                phase: Phase::WaitingForPhone,
+                attempts: 3
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("waiting for the iPhone to start"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 5);
+}
+
+/// Makes a complete backup, then unplugs the phone at `percent` of the next
+/// (full) run and never brings it back: the folder must be the previous
+/// complete backup, byte for byte.
+async fn unplug_keeps_the_last_backup(percent: f64) {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
+    let folder = dir.path().join(UDID);
+    let before = util::snapshot_tree(&folder);
+
+    sim.update(|c| c.unplug_at_percent = Some(percent));
+    let mut o = options(dir.path());
+    o.full = true;
+    let (result, events) = run(&sim, &o, |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Device(DeviceError::NoDevice { .. })),
+        "{err}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, BackupEvent::WaitingForPhone { .. }))
+    );
+    assert!(
+        sim.events()
+            .iter()
+            .any(|e| matches!(e, SimEvent::Unplugged { .. }))
+    );
+
+    let after = util::snapshot_tree(&folder);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, was) in &before {
+        let now = &after[path];
+        assert!(was.3 == now.3, "{} changed", path.display());
+    }
+    assert_eq!(util::read(&folder).state, BackupState::Complete);
+    assert!(!engine::snapshot::snapshot_path(&folder).exists());
+}
+
+#[tokio::test]
+async fn unplug_at_10_percent() {
+    unplug_keeps_the_last_backup(10.0).await;
+}
+
+#[tokio::test]
+async fn unplug_at_50_percent() {
+    unplug_keeps_the_last_backup(50.0).await;
+}
+
+#[tokio::test]
+async fn unplug_at_99_percent() {
+    unplug_keeps_the_last_backup(99.0).await;
+}
+
+#[tokio::test]
+async fn a_phone_that_comes_back_is_backed_up() {
+    let mut c = config();
+    c.unplug_at_percent = Some(50.0);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |e, sim| {
+        if matches!(e, BackupEvent::WaitingForPhone { .. }) {
+            sim.update(|c| c.unplug_at_percent = None);
+            sim.attach();
+        }
+    })
+    .await;
+    let report = result.unwrap();
+    assert_eq!(report.restarts, 1);
+    assert_eq!(
+        util::read(&dir.path().join(UDID)).state,
+        BackupState::Complete
+    );
+}
+
+#[tokio::test]
+async fn every_error_code_has_its_message_and_exit_code() {
+    for (code, expected, exit) in [
+        (1, "unknown error", 11),
+        (3, "bad state", 11),
+        (102, "properties", 16),
+        (105, "disk is full", 12),
+        (205, "leftovers", 15),
+        (207, "password", 13),
+        (208, "passcode", 14),
+        (211, "Find My", 17),
+        (212, "setup", 17),
+    ] {
+        let mut c = config();
+        c.final_error = Some((code, format!("MBErrorDomain/{code}")));
+        let sim = Sim::start(c).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Phone { code: c, .. } if c == code),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(expected), "{code}: {text}");
+        assert!(text.contains(&format!("MBErrorDomain/{code}")), "{text}");
+        assert_eq!(err.exit_code(), exit, "{code}");
+    }
+}
+
+#[tokio::test]
+async fn host_disk_full_is_refused_before_the_transfer() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path());
+    o.free_space_override = Some(10_000_000);
+    let (result, _) = run(&sim, &o, |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, EngineError::Preflight { .. }), "{err}");
+    assert!(err.to_string().contains("--dest"), "{err}");
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        !sim.events()
+            .iter()
+            .any(|e| matches!(e, SimEvent::BackupStarted { .. }))
+    );
+    assert!(!dir.path().join(UDID).exists());
+}
+
+#[tokio::test]
+async fn the_phone_saying_the_host_is_full_is_error_105() {
+    let mut c = config();
+    c.claimed_backup_bytes = Some(1 << 50);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, EngineError::Phone { code: 105, .. }), "{err}");
+    assert!(err.to_string().contains("backup disk is full"), "{err}");
+}
+
+#[tokio::test]
+async fn leftovers_that_make_the_phone_fail_are_refused() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut leftover = unstuck::synthetic::SyntheticBackup::new(UDID, util::days_ago(3));
+    leftover.finish = unstuck::synthetic::Finish::EmptyManifestPlist;
+    leftover.write(dir.path()).unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("error 205"), "{err}");
+}
+
+#[tokio::test]
+async fn a_second_backup_of_the_same_phone_is_refused() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A lock held by a live process (this one's parent stands in: it is
+    // alive and is not this process).
+    let parent = std::os::unix::process::parent_id();
+    std::fs::write(
+        dir.path().join(format!(".unstuck-{UDID}.lock")),
+        parent.to_string(),
+    )
+    .unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    assert!(matches!(result.unwrap_err(), EngineError::Busy { pid } if pid == parent));
+    // A lock whose process is gone is taken over.
+    std::fs::write(
+        dir.path().join(format!(".unstuck-{UDID}.lock")),
+        "999999999",
+    )
+    .unwrap();
+    run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
+}
+
+/// A real idevicebackup2 process backing up the same phone (held at the
+/// phone's first message) makes Unstuck refuse to start.
+// The lock keeps other tests' backup programs out for the whole test; this
+// test's runtime has one thread, so holding it across awaits blocks nothing.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test]
+async fn a_running_idevicebackup2_is_refused() {
+    if std::process::Command::new("idevicebackup2")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED a_running_idevicebackup2_is_refused: idevicebackup2 is not installed");
+        return;
+    }
+    let _programs = util::backup_programs_lock();
+    let mut c = config();
+    c.first_message_delay = Duration::from_secs(30);
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = tokio::process::Command::new("idevicebackup2")
+        .args(["-u", UDID, "backup"])
+        .arg(dir.path())
+        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until it has asked the phone for a backup.
+    for _ in 0..100 {
+        if sim
+            .events()
+            .iter()
+            .any(|e| matches!(e, SimEvent::BackupStarted { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut o = options(dir.path());
+    o.check_other_programs = true;
+    let (result, _) = run(&sim, &o, |_, _| {}).await;
+    let err = result.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("idevicebackup2, process"), "{text}");
+    other.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn encryption_with_right_and_wrong_passwords() {
+    let sim = Sim::start(config()).await.unwrap();
+    let a = addr(&sim);
+    let d = unstuck::device::DEADLINE;
+    engine::change_password(&a, None, None, Some("first"), d)
+        .await
+        .unwrap();
+    assert!(sim.config().will_encrypt);
+    let err = engine::change_password(&a, None, Some("wrong"), Some("x"), d)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Phone { code: 207, .. }), "{err}");
+    assert!(err.to_string().contains("password is not correct"), "{err}");
+    engine::change_password(&a, None, Some("first"), Some("second"), d)
+        .await
+        .unwrap();
+    assert_eq!(sim.config().password.as_deref(), Some("second"));
+    engine::change_password(&a, None, Some("second"), None, d)
+        .await
+        .unwrap();
+    assert!(!sim.config().will_encrypt);
+}
+
+#[test]
+fn the_backup_and_encryption_commands() {
+    let _programs = util::backup_programs_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime.block_on(Sim::start(config())).unwrap();
+    let home = util::Home::new();
+    let dest = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = home
+            .command(args)
+            .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        util::Run(child.wait_with_output().unwrap())
+    };
+    let d = dest.path().to_str().unwrap();
+    let out = run(&["backup", "--dest", d], "");
+    out.success();
+    assert!(
+        out.stdout().contains("Backup complete: 44 files"),
+        "{}",
+        out.stdout()
+    );
+    assert_eq!(
+        util::read(&dest.path().join(UDID)).state,
+        BackupState::Complete
+    );
+
+    let json = run(&["backup", "--dest", d, "--json"], "");
+    json.success();
+    let last = json.stdout().lines().last().unwrap().to_owned();
+    let last: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(last["event"], "finished");
+    assert_eq!(last["report"]["files"], 9);
+
+    let on = run(&["encryption", "on", "--password-stdin"], "secret\n");
+    on.success();
+    assert!(sim.config().will_encrypt);
+    let wrong = run(&["encryption", "off", "--password-stdin"], "nope\n");
+    assert_eq!(wrong.code(), Some(13));
+    assert!(
+        wrong.stderr().contains("Reset All Settings"),
+        "{}",
+        wrong.stderr()
+    );
+    let status = run(&["encryption", "status"], "");
+    assert!(
+        status.stdout().contains("are encrypted"),
+        "{}",
+        status.stdout()
+    );
+    // The password appears in no log.
+    let log =
+        std::fs::read_to_string(home.path().join("data/unstuck/unstuck.log")).unwrap_or_default();
+    assert!(!log.contains("secret"));
+
+    let refused = run(&["backup", "--dest", "/proc/unwritable"], "");
+    assert_eq!(refused.code(), Some(7), "{}", refused.stderr());
+}
