@@ -92,6 +92,15 @@ pub enum Command {
         /// unpaired.
         #[arg(long, default_value = "healthy", value_parser = scenario_names())]
         scenario: String,
+        /// Files in the phone's backup (instead of the scenario's).
+        #[arg(long)]
+        files: Option<usize>,
+        /// Bytes per file (instead of the scenario's).
+        #[arg(long)]
+        file_size: Option<usize>,
+        /// Bytes per second the phone sends; 0 for as fast as possible.
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// Work with the config file.
     Config {
@@ -152,7 +161,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Devices { json } => Run::Devices { json },
         #[cfg(feature = "sim")]
-        Command::Sim { port, scenario } => Run::Sim { port, scenario },
+        Command::Sim {
+            port,
+            scenario,
+            files,
+            file_size,
+            rate,
+        } => Run::Sim {
+            port,
+            scenario,
+            content: (files, file_size, rate),
+        },
     };
     let config = config::load(&config_path, create, &dirs.home)?;
     crate::logging::init(
@@ -183,7 +202,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => backup::encryption(&ctx, action, udid, password_stdin),
         Run::Devices { json } => devices::run(&ctx, json),
         #[cfg(feature = "sim")]
-        Run::Sim { port, scenario } => sim::run(port, &scenario),
+        Run::Sim {
+            port,
+            scenario,
+            content,
+        } => sim::run(port, &scenario, content),
     }
 }
 
@@ -217,6 +240,8 @@ enum Run {
     Sim {
         port: u16,
         scenario: String,
+        /// Files, bytes per file, bytes per second.
+        content: (Option<usize>, Option<usize>, Option<u64>),
     },
 }
 

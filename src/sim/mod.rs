@@ -139,6 +139,15 @@ pub enum RequestFault {
 }
 
 impl SimConfig {
+    /// Makes the phone's used space match its content plus 1 GB of what a
+    /// backup leaves out, as it would on a real phone.
+    pub fn fit_storage_to_content(&mut self) {
+        let data = self.disk_capacity - self.disk_capacity / 10;
+        self.disk_free = data
+            .saturating_sub(1_000_000_000)
+            .saturating_sub(self.content.total_bytes());
+    }
+
     /// A healthy, paired, unlocked iPhone on iOS 18.1 over USB.
     pub fn new(udid: &str) -> SimConfig {
         SimConfig {
@@ -152,7 +161,9 @@ impl SimConfig {
             pairing: Pairing::Paired,
             attached: true,
             disk_capacity: 128_000_000_000,
-            disk_free: 40_000_000_000,
+            // About 1.2 GB in use: a phone whose backup is small, so that a
+            // host needs little space to take it.
+            disk_free: 114_000_000_000,
             battery_percent: 80,
             will_encrypt: false,
             password: None,

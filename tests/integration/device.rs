@@ -318,7 +318,7 @@ fn the_devices_command() {
         "{out}"
     );
     assert!(out.contains("iOS 18.1 (22B83)"), "{out}");
-    assert!(out.contains("40.0 GB free of 128 GB"), "{out}");
+    assert!(out.contains("114 GB free of 128 GB"), "{out}");
 
     let json = run(&["devices", "--json"], &sim.usbmuxd_address());
     json.success();
@@ -327,7 +327,7 @@ fn the_devices_command() {
     assert_eq!(doc["devices"][0]["link"], "usb");
     assert_eq!(
         doc["devices"][0]["facts"]["storage"]["free"],
-        40_000_000_000u64
+        114_000_000_000u64
     );
     assert_eq!(doc["devices"][0]["error"], serde_json::Value::Null);
 

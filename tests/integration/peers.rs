@@ -111,7 +111,7 @@ fn idevice_id_and_ideviceinfo_read_the_phone() {
     );
     let text = stdout(&disk);
     assert!(text.contains("TotalDiskCapacity: 128000000000"), "{text}");
-    assert!(text.contains("TotalDataAvailable: 40000000000"), "{text}");
+    assert!(text.contains("TotalDataAvailable: 114000000000"), "{text}");
     // libimobiledevice 1.3.0 presents the RootCertificate, and it is accepted.
     assert!(
         running
