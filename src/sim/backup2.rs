@@ -79,6 +79,9 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                     }
                     "Backup" => backup(&mut conn, shared, &request).await?,
                     "ChangePassword" => change_password(&mut conn, shared, &request).await?,
+                    "Info" | "List" => {
+                        describe(&mut conn, shared, &request, name == "List").await?
+                    }
                     other => {
                         let description =
                             format!("{other} is not supported by the simulated iPhone");
@@ -596,6 +599,97 @@ impl Pacer {
             }
         }
     }
+}
+
+/// Info and List: the phone reads the host's backup and describes it —
+/// its Info.plist, or the files its Manifest.db lists — so a backup can be
+/// checked from the host. A backup the phone cannot read is error 205.
+async fn describe(
+    conn: &mut Conn,
+    shared: &Arc<Shared>,
+    request: &Dictionary,
+    list: bool,
+) -> io::Result<()> {
+    let udid = request
+        .get("SourceIdentifier")
+        .or_else(|| request.get("TargetIdentifier"))
+        .and_then(Value::as_string)
+        .map(str::to_owned)
+        .unwrap_or_else(|| shared.config().udid);
+    let wanted = format!("{udid}/{}", if list { "Manifest.db" } else { "Info.plist" });
+    send(
+        conn,
+        vec![
+            "DLMessageDownloadFiles".into(),
+            Value::Array(vec![wanted.as_str().into()]),
+            Value::Dictionary(Dictionary::new()),
+            Value::Real(0.0),
+        ],
+    )
+    .await?;
+    let host = download(conn).await?;
+    status_response(conn).await?;
+    let content = host.get(&wanted).and_then(|bytes| {
+        if list {
+            list_manifest(bytes)
+        } else {
+            let value = wire::parse_value(bytes).ok()?;
+            let mut xml = Vec::new();
+            value.to_writer_xml(&mut xml).ok()?;
+            String::from_utf8(xml).ok()
+        }
+    });
+    match content {
+        Some(content) => {
+            let mut reply = response(0, None);
+            reply.insert("Content".into(), format!("{content}\n").into());
+            process_message(conn, reply).await
+        }
+        None => {
+            let what = if list {
+                "backup database"
+            } else {
+                "backup properties"
+            };
+            let description = format!("Error reading {what} (MBErrorDomain/205)");
+            process_message(conn, response(205, Some(&description))).await
+        }
+    }
+}
+
+/// "Domain,Path,Size" lines for the files a Manifest.db lists.
+fn list_manifest(db: &[u8]) -> Option<String> {
+    let file = tempfile::NamedTempFile::new().ok()?;
+    std::fs::write(file.path(), db).ok()?;
+    let conn = rusqlite::Connection::open(file.path()).ok()?;
+    let mut query = conn
+        .prepare("SELECT domain, relativePath, file FROM Files WHERE flags = 1 ORDER BY domain, relativePath")
+        .ok()?;
+    let rows = query
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .ok()?;
+    let mut out = String::from("Domain,Path,Size");
+    for (domain, path, blob) in rows.flatten() {
+        let size = wire::parse_value(&blob)
+            .ok()
+            .and_then(|v| {
+                v.as_dictionary()?
+                    .get("$objects")?
+                    .as_array()?
+                    .get(1)
+                    .cloned()
+            })
+            .and_then(|o| o.as_dictionary()?.get("Size")?.as_unsigned_integer())
+            .unwrap_or(0);
+        out.push_str(&format!("\n{domain},{path},{size}"));
+    }
+    Some(out)
 }
 
 /// ChangePassword: with no OldPassword it turns encryption on, with no

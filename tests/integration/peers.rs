@@ -198,3 +198,40 @@ fn idevicebackup2_never_reports_success_after_an_unplug() {
     assert!(!text.contains("Backup Successful."), "{text}");
     assert!(running.sim.events().contains(&SimEvent::Detached));
 }
+
+#[test]
+fn idevicebackup2_reads_a_backup_unstuck_made() {
+    if !tools_present("idevicebackup2_reads_a_backup_unstuck_made") {
+        return;
+    }
+    let _programs = crate::util::backup_programs_lock();
+    let running = start(config());
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = unstuck::engine::BackupOptions::new(dir.path().to_path_buf());
+    let addr = unstuck::device::MuxAddress::Tcp(running.sim.addr());
+    runtime
+        .block_on(unstuck::engine::backup(&addr, &options, &tx))
+        .unwrap();
+
+    let d = dir.path().to_str().unwrap();
+    let info = stdout(&run(
+        &running,
+        &["idevicebackup2", "info", d],
+        Duration::from_secs(30),
+    ));
+    assert!(info.contains("<key>Target Identifier</key>"), "{info}");
+    assert!(info.contains(UDID), "{info}");
+    let list = stdout(&run(
+        &running,
+        &["idevicebackup2", "list", d],
+        Duration::from_secs(30),
+    ));
+    let rows: Vec<&str> = list
+        .lines()
+        .filter(|l| l.contains("Library/Data/file-"))
+        .collect();
+    assert_eq!(rows.len(), 40, "{list}");
+    assert!(rows.iter().all(|r| r.ends_with(",3000")), "{list}");
+}
