@@ -25,6 +25,7 @@ pub mod device;
 pub mod engine;
 pub mod humanize;
 pub mod logging;
+pub mod monitor;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod synthetic;

@@ -1,0 +1,913 @@
+//! The deciding half of the monitor: from a stream of observations and the
+//! time, each phone's state, the causes of a stall or failure, and which
+//! notifications to show. No I/O, no clock of its own.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::model::*;
+use crate::backup_folder::SnapshotState;
+use crate::humanize;
+
+/// Thresholds and preferences; defaults documented in README (`[monitor]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MonitorConfig {
+    /// A run with nothing written yet may be quiet this long (the phone
+    /// prepares a snapshot).
+    pub starting: SignedDuration,
+    /// The same on iOS 16.1 and later, where the phone may wait for its
+    /// passcode.
+    pub passcode: SignedDuration,
+    pub copying: SignedDuration,
+    pub finishing: SignedDuration,
+    /// No complete backup for this long is a finding.
+    pub overdue: SignedDuration,
+    pub notify_completion: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            starting: SignedDuration::from_secs(180),
+            passcode: SignedDuration::from_secs(300),
+            copying: SignedDuration::from_secs(120),
+            finishing: SignedDuration::from_secs(600),
+            overdue: SignedDuration::from_hours(24 * 7),
+            notify_completion: true,
+        }
+    }
+}
+
+/// What the shell should do after an observation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    StateChanged {
+        udid: String,
+        name: Option<String>,
+        state: PhoneState,
+        findings: Vec<Finding>,
+    },
+    Notify(Notice),
+}
+
+/// Below this much free space a phone cannot prepare a backup.
+const PHONE_MINIMUM_FREE: u64 = 500 * 1000 * 1000;
+/// Head room a host needs beyond what is left to write.
+const HOST_MARGIN: u64 = 128 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+struct Track {
+    state: PhoneState,
+    name: Option<String>,
+    bytes: u64,
+    files: u64,
+    status_modified: Option<Timestamp>,
+    written_by_processes: u64,
+    last_progress: Timestamp,
+    run: Option<Run>,
+    last_complete_seen: Option<Timestamp>,
+    /// Recent (time, bytes) points, for the rate.
+    points: Vec<(Timestamp, u64)>,
+    attached: bool,
+    link: Option<crate::device::Link>,
+    findings: Vec<Finding>,
+}
+
+/// The run under way: when it began, the folder's bytes then, and whether a
+/// backup program was seen making it.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    since: Timestamp,
+    baseline: u64,
+    had_process: bool,
+    /// The phone was attached at some point during the run.
+    saw_device: bool,
+}
+
+/// Per-phone state across polls, and the notifications already shown.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    config: MonitorConfig,
+    phones: BTreeMap<String, Track>,
+    shown: HashMap<(String, NoticeKind), Timestamp>,
+}
+
+impl Monitor {
+    pub fn new(config: MonitorConfig) -> Monitor {
+        Monitor {
+            config,
+            ..Monitor::default()
+        }
+    }
+
+    /// The current state of every phone seen.
+    pub fn states(&self) -> Vec<(String, Option<String>, PhoneState, Vec<Finding>)> {
+        self.phones
+            .iter()
+            .map(|(udid, t)| {
+                (
+                    udid.clone(),
+                    t.name.clone(),
+                    t.state.clone(),
+                    t.findings.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether any phone is backing up (the shell polls faster then).
+    pub fn busy(&self) -> bool {
+        self.phones
+            .values()
+            .any(|t| matches!(t.state, PhoneState::Running(_) | PhoneState::Stalled { .. }))
+    }
+
+    /// Takes one poll's observation at `now` and returns what changed.
+    pub fn observe(&mut self, now: Timestamp, observation: &Observation) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for phone in &observation.phones {
+            let processes: Vec<&BackupProcess> = observation
+                .processes
+                .iter()
+                .filter(|p| p.udid.as_deref().is_none_or(|u| u == phone.udid))
+                .collect();
+            let first_sight = !self.phones.contains_key(&phone.udid);
+            let track = self
+                .phones
+                .entry(phone.udid.clone())
+                .or_insert_with(|| Track {
+                    state: PhoneState::Idle,
+                    name: phone.name.clone(),
+                    bytes: phone.folder.as_ref().map_or(0, |f| f.bytes),
+                    files: phone.folder.as_ref().map_or(0, |f| f.files),
+                    status_modified: phone.folder.as_ref().and_then(|f| f.status_modified),
+                    written_by_processes: processes.iter().map(|p| p.written_bytes).sum(),
+                    last_progress: now,
+                    run: None,
+                    last_complete_seen: phone.folder.as_ref().and_then(|f| f.last_complete),
+                    points: Vec::new(),
+                    attached: phone.device.is_some(),
+                    link: phone.device.as_ref().and_then(|d| d.link),
+                    findings: Vec::new(),
+                });
+            if phone.name.is_some() {
+                track.name = phone.name.clone();
+            }
+            let before = track.state.clone();
+            step(&self.config, track, now, phone, &processes, first_sight);
+            if track.state != before {
+                let findings = track.findings.clone();
+                effects.push(Effect::StateChanged {
+                    udid: phone.udid.clone(),
+                    name: track.name.clone(),
+                    state: track.state.clone(),
+                    findings,
+                });
+                if let Some(notice) = notice_for(&self.config, &phone.udid, track) {
+                    let key = (phone.udid.clone(), notice.kind);
+                    self.shown.insert(key, now);
+                    effects.push(Effect::Notify(notice));
+                }
+            }
+            // Overdue reminders: at most one a day per phone.
+            if let Some(notice) = overdue(&self.config, now, phone, track) {
+                let key = (phone.udid.clone(), NoticeKind::Overdue);
+                let recent = self
+                    .shown
+                    .get(&key)
+                    .is_some_and(|t| now.duration_since(*t) < SignedDuration::from_hours(24));
+                if !recent {
+                    self.shown.insert(key, now);
+                    effects.push(Effect::Notify(notice));
+                }
+            }
+        }
+        effects
+    }
+}
+
+fn step(
+    config: &MonitorConfig,
+    t: &mut Track,
+    now: Timestamp,
+    phone: &PhoneObservation,
+    processes: &[&BackupProcess],
+    first_sight: bool,
+) {
+    let folder = phone.folder.as_ref();
+    let bytes = folder.map_or(t.bytes, |f| f.bytes);
+    let files = folder.map_or(t.files, |f| f.files);
+    let status_modified = folder.and_then(|f| f.status_modified);
+    let written: u64 = processes.iter().map(|p| p.written_bytes).sum();
+    let moved = bytes != t.bytes
+        || files != t.files
+        || status_modified != t.status_modified
+        || written > t.written_by_processes;
+    t.bytes = bytes;
+    t.files = files;
+    t.status_modified = status_modified;
+    t.written_by_processes = written;
+    let was_attached = t.attached;
+    t.attached = phone.device.is_some();
+    if let Some(link) = phone.device.as_ref().and_then(|d| d.link) {
+        t.link = Some(link);
+    }
+
+    let snapshot = folder.and_then(|f| f.snapshot_state.clone());
+    let unfinished = matches!(
+        snapshot,
+        Some(SnapshotState::Uploading | SnapshotState::Moving | SnapshotState::Removing)
+    );
+    let tool = processes
+        .first()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let last_complete = folder.and_then(|f| f.last_complete);
+    let newly_complete = last_complete.is_some() && last_complete != t.last_complete_seen;
+    t.last_complete_seen = last_complete.or(t.last_complete_seen);
+
+    let running_before = matches!(t.state, PhoneState::Running(_) | PhoneState::Stalled { .. });
+    if newly_complete && snapshot == Some(SnapshotState::Finished) && !first_sight {
+        t.state = PhoneState::Completed {
+            at: last_complete.unwrap_or(now),
+        };
+        t.run = None;
+        t.findings.clear();
+        return;
+    }
+    // A run is on while a backup program works for the phone, or while the
+    // folder says unfinished and moves. A program seen making the run that
+    // is gone now ended it. On first sight a quiet unfinished folder is an
+    // old interruption, not a run.
+    let program_gone = t.run.is_some_and(|r| r.had_process) && processes.is_empty();
+    let active =
+        !program_gone && (!processes.is_empty() || (unfinished && (moved || running_before)));
+    if !active {
+        if running_before {
+            let saw_device = was_attached || t.run.is_some_and(|r| r.saw_device);
+            t.state = PhoneState::Failed {
+                at: now,
+                code: None,
+            };
+            t.findings = diagnose(t, now, phone, processes, None, saw_device);
+            t.run = None;
+        } else if !matches!(
+            t.state,
+            PhoneState::Failed { .. } | PhoneState::Completed { .. }
+        ) {
+            t.state = PhoneState::Idle;
+        }
+        return;
+    }
+    if t.run.is_none() {
+        t.run = Some(Run {
+            since: now,
+            baseline: bytes,
+            had_process: false,
+            saw_device: was_attached,
+        });
+        t.last_progress = now;
+        t.points.clear();
+    }
+    if let Some(run) = &mut t.run {
+        run.had_process |= !processes.is_empty();
+        run.saw_device |= phone.device.is_some();
+    }
+    if moved {
+        t.last_progress = now;
+    }
+    let Run {
+        since,
+        baseline,
+        saw_device,
+        ..
+    } = t.run.unwrap_or(Run {
+        since: now,
+        baseline: bytes,
+        had_process: false,
+        saw_device: false,
+    });
+    let run_bytes = bytes.saturating_sub(baseline).max(written);
+    let phase = match snapshot {
+        Some(SnapshotState::Moving | SnapshotState::Removing) => RunPhase::Finishing,
+        _ if run_bytes == 0 => RunPhase::Starting,
+        _ => RunPhase::Copying,
+    };
+    let threshold = match phase {
+        RunPhase::Starting if asks_for_passcode(phone) => config.starting.max(config.passcode),
+        RunPhase::Starting => config.starting,
+        RunPhase::Copying => config.copying,
+        RunPhase::Finishing => config.finishing,
+    };
+    let quiet = now.duration_since(t.last_progress);
+    // A phone that went away stalls the run at once: nothing can move.
+    let unplugged = saw_device && phone.device.is_none();
+    if quiet > threshold || unplugged {
+        if !matches!(t.state, PhoneState::Stalled { .. }) {
+            t.state = PhoneState::Stalled {
+                since: t.last_progress,
+                phase,
+                tool,
+            };
+            t.findings = diagnose(t, now, phone, processes, Some(phase), saw_device);
+        }
+        return;
+    }
+    // Rate over the last minute of points.
+    t.points.push((now, run_bytes));
+    t.points
+        .retain(|(at, _)| now.duration_since(*at) <= SignedDuration::from_secs(60));
+    let rate = match (t.points.first(), t.points.last()) {
+        (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
+            b1.saturating_sub(*b0) as f64 / t1.duration_since(*t0).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    let expected = expected_bytes(phone);
+    let percent = expected
+        .filter(|e| *e > 0)
+        .map(|e| (run_bytes as f64 * 100.0 / e as f64).min(99.0));
+    let eta_secs = match (expected, rate > 0.0) {
+        (Some(e), true) => Some((e.saturating_sub(run_bytes) as f64 / rate) as u64),
+        _ => None,
+    };
+    t.state = PhoneState::Running(Running {
+        tool,
+        phase,
+        since,
+        bytes: run_bytes,
+        percent,
+        estimated: true,
+        rate,
+        eta_secs,
+    });
+    t.findings.clear();
+}
+
+/// What a full backup of the phone will hold: the last complete backup, or
+/// the phone's used space.
+fn expected_bytes(phone: &PhoneObservation) -> Option<u64> {
+    phone
+        .folder
+        .as_ref()
+        .and_then(|f| f.last_complete_bytes)
+        .or_else(|| phone.device.as_ref().and_then(|d| d.used))
+}
+
+fn asks_for_passcode(phone: &PhoneObservation) -> bool {
+    crate::engine::watchdog::asks_for_passcode(
+        phone.device.as_ref().and_then(|d| d.ios_version.as_deref()),
+    )
+}
+
+/// The likely causes of a stall (`phase` set) or a failure, most likely
+/// first, each with its evidence and the actions that fix it.
+fn diagnose(
+    t: &Track,
+    now: Timestamp,
+    phone: &PhoneObservation,
+    processes: &[&BackupProcess],
+    phase: Option<RunPhase>,
+    was_attached: bool,
+) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let quiet = now.duration_since(t.last_progress);
+    let minutes = |d: SignedDuration| format!("{} min", (d.as_secs() + 59) / 60);
+    if phone.device.is_none() && was_attached {
+        let wifi = t.link == Some(crate::device::Link::Wifi);
+        found.push(Finding {
+            cause: if wifi {
+                Cause::WifiLost
+            } else {
+                Cause::Detached
+            },
+            evidence: vec![if wifi {
+                "the iPhone, synced over Wi-Fi, is no longer seen by usbmuxd".to_owned()
+            } else {
+                "the iPhone is no longer attached (usbmuxd reported it detached)".to_owned()
+            }],
+            actions: vec![Action::NetworkAdvice, Action::RestartBackup],
+        });
+    }
+    if let Some(folder) = &phone.folder
+        && let Some(free) = folder.host_free
+    {
+        let expected = expected_bytes(phone).unwrap_or(0);
+        let written = folder.bytes.saturating_sub(t.run.map_or(0, |r| r.baseline));
+        let remaining = expected.saturating_sub(written);
+        if free < remaining.saturating_add(HOST_MARGIN) {
+            found.push(Finding {
+                cause: Cause::HostDiskFull,
+                evidence: vec![format!(
+                    "{} free on the backup disk, about {} still to write",
+                    humanize::bytes(free),
+                    humanize::bytes(remaining)
+                )],
+                actions: vec![Action::StorageCleanup, Action::RestartBackup],
+            });
+        }
+    }
+    if let Some(free) = phone.device.as_ref().and_then(|d| d.free)
+        && free < PHONE_MINIMUM_FREE
+    {
+        found.push(Finding {
+            cause: Cause::PhoneStorageLow,
+            evidence: vec![format!("{} free on the iPhone", humanize::bytes(free))],
+            actions: vec![Action::StorageCleanup, Action::RestartBackup],
+        });
+    }
+    if phase == Some(RunPhase::Starting) && phone.device.is_some() && asks_for_passcode(phone) {
+        found.push(Finding {
+            cause: Cause::PasscodeWait,
+            evidence: vec![format!(
+                "iOS {} asks for the passcode before a backup, and nothing has arrived for {}",
+                phone
+                    .device
+                    .as_ref()
+                    .and_then(|d| d.ios_version.clone())
+                    .unwrap_or_default(),
+                minutes(quiet)
+            )],
+            actions: vec![Action::RestartBackup],
+        });
+    }
+    for p in processes {
+        if phase.is_some() && p.cpu_percent < 1.0 {
+            found.push(Finding {
+                cause: Cause::ProcessHung,
+                evidence: vec![format!(
+                    "{} (process {}) is running but has written nothing for {}",
+                    p.name,
+                    p.pid,
+                    minutes(quiet)
+                )],
+                actions: vec![Action::RestartBackup, Action::RestartPhone],
+            });
+        }
+    }
+    if let Some(folder) = &phone.folder
+        && (folder.empty_manifest_plist || (folder.stale_snapshot && phase.is_none()))
+    {
+        found.push(Finding {
+            cause: Cause::Leftovers,
+            evidence: vec![if folder.empty_manifest_plist {
+                "the backup folder has an empty Manifest.plist (the iPhone answers error 205)"
+                    .to_owned()
+            } else {
+                "the backup folder has a Snapshot folder left by an interrupted backup".to_owned()
+            }],
+            actions: vec![Action::StorageCleanup, Action::RestartBackup],
+        });
+    }
+    if found.is_empty() {
+        found.push(Finding {
+            cause: Cause::Unknown,
+            evidence: vec![match phase {
+                Some(phase) => format!("nothing has moved for {} while {phase}", minutes(quiet)),
+                None => "the backup stopped before it finished".to_owned(),
+            }],
+            actions: vec![Action::RestartBackup, Action::RestartPhone],
+        });
+    }
+    found
+}
+
+fn notice_for(config: &MonitorConfig, udid: &str, t: &Track) -> Option<Notice> {
+    let name = t.name.clone().unwrap_or_else(|| "iPhone".to_owned());
+    let first = t.findings.first();
+    let because = first
+        .map(|f| {
+            format!(
+                "Likely cause: {}. {}",
+                f.cause.headline(),
+                f.evidence.join("; ")
+            )
+        })
+        .unwrap_or_default();
+    let actions = first.map(|f| f.actions.clone()).unwrap_or_default();
+    let (kind, title, body) = match &t.state {
+        PhoneState::Stalled { phase, tool, .. } => (
+            NoticeKind::Stalled,
+            format!("{name}: backup stalled"),
+            format!("The backup ({tool}) stopped moving while {phase}. {because}"),
+        ),
+        PhoneState::Failed { .. } => (
+            NoticeKind::Failed,
+            format!("{name}: backup did not finish"),
+            because,
+        ),
+        PhoneState::Completed { .. } if config.notify_completion => (
+            NoticeKind::Completed,
+            format!("{name}: backup complete"),
+            "The backup finished.".to_owned(),
+        ),
+        _ => return None,
+    };
+    Some(Notice {
+        udid: udid.to_owned(),
+        kind,
+        title,
+        body,
+        actions,
+    })
+}
+
+fn overdue(
+    config: &MonitorConfig,
+    now: Timestamp,
+    phone: &PhoneObservation,
+    t: &Track,
+) -> Option<Notice> {
+    // While a run is on, or after one failed (that was said), a reminder
+    // adds nothing.
+    if matches!(
+        t.state,
+        PhoneState::Running(_) | PhoneState::Stalled { .. } | PhoneState::Failed { .. }
+    ) {
+        return None;
+    }
+    let last = phone.folder.as_ref()?.last_complete;
+    let age = last.map(|l| now.duration_since(l));
+    let overdue = match age {
+        Some(age) => age > config.overdue,
+        // A phone attached with no complete backup at all.
+        None => phone.device.is_some(),
+    };
+    if !overdue {
+        return None;
+    }
+    let name = t.name.clone().unwrap_or_else(|| "iPhone".to_owned());
+    let when = last
+        .map(|l| format!("The last complete backup was {}.", humanize::ago(now, l)))
+        .unwrap_or_else(|| "There is no complete backup of it.".to_owned());
+    Some(Notice {
+        udid: phone.udid.clone(),
+        kind: NoticeKind::Overdue,
+        title: format!("{name}: back up soon"),
+        body: when,
+        actions: vec![Action::RestartBackup],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Link;
+    use std::path::PathBuf;
+
+    const A: &str = "00008120-000000000000000A";
+    const B: &str = "00008120-000000000000000B";
+
+    fn t0() -> Timestamp {
+        "2026-11-25T12:00:00Z".parse().unwrap()
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        t0() + SignedDuration::from_secs(secs)
+    }
+
+    /// A phone whose folder holds `bytes`, with Status.plist in `state`.
+    fn phone(udid: &str, state: SnapshotState, bytes: u64) -> PhoneObservation {
+        PhoneObservation {
+            udid: udid.to_owned(),
+            name: Some("Ann's iPhone".into()),
+            folder: Some(FolderSample {
+                path: PathBuf::from("/b").join(udid),
+                snapshot_state: Some(state),
+                bytes,
+                files: bytes / 1000,
+                last_complete_bytes: Some(100_000_000),
+                host_free: Some(500_000_000_000),
+                ..FolderSample::default()
+            }),
+            device: Some(DeviceSample {
+                link: Some(Link::Usb),
+                ios_version: Some("15.8".into()),
+                free: Some(10_000_000_000),
+                used: Some(100_000_000),
+                will_encrypt: Some(false),
+            }),
+        }
+    }
+
+    fn process(written: u64) -> BackupProcess {
+        BackupProcess {
+            name: "idevicebackup2".into(),
+            pid: 4242,
+            cpu_percent: 0.0,
+            written_bytes: written,
+            udid: None,
+        }
+    }
+
+    fn obs(phones: Vec<PhoneObservation>, processes: Vec<BackupProcess>) -> Observation {
+        Observation { phones, processes }
+    }
+
+    /// Feeds (seconds, observation) pairs and returns, per step, the state
+    /// names of phone A and the kinds of notices shown.
+    fn check(steps: Vec<(i64, Observation)>) -> Vec<(i64, &'static str, Vec<NoticeKind>)> {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        steps
+            .into_iter()
+            .map(|(secs, o)| {
+                let effects = monitor.observe(at(secs), &o);
+                let state = monitor
+                    .states()
+                    .into_iter()
+                    .find(|(u, ..)| u == A)
+                    .map(|(_, _, s, _)| s.name())
+                    .unwrap_or("none");
+                let notices = effects
+                    .iter()
+                    .filter_map(|e| match e {
+                        Effect::Notify(n) => Some(n.kind),
+                        _ => None,
+                    })
+                    .collect();
+                (secs, state, notices)
+            })
+            .collect()
+    }
+
+    fn findings(monitor: &Monitor, udid: &str) -> Vec<Cause> {
+        monitor
+            .states()
+            .into_iter()
+            .find(|(u, ..)| u == udid)
+            .map(|(.., f)| f.iter().map(|f| f.cause).collect())
+            .unwrap_or_default()
+    }
+
+    fn finished(bytes: u64, when: i64) -> PhoneObservation {
+        let mut p = phone(A, SnapshotState::Finished, bytes);
+        p.folder.as_mut().unwrap().last_complete = Some(at(when));
+        p
+    }
+
+    #[test]
+    fn a_backup_that_runs_and_finishes() {
+        use SnapshotState::*;
+        let got = check(vec![
+            (0, obs(vec![finished(100, -86_400)], vec![])),
+            (5, obs(vec![phone(A, Uploading, 100)], vec![process(0)])),
+            (
+                10,
+                obs(
+                    vec![phone(A, Uploading, 5_000_000)],
+                    vec![process(4_900_000)],
+                ),
+            ),
+            (
+                15,
+                obs(
+                    vec![phone(A, Moving, 90_000_000)],
+                    vec![process(89_000_000)],
+                ),
+            ),
+            (20, obs(vec![finished(100_000_000, 20)], vec![])),
+            (25, obs(vec![finished(100_000_000, 20)], vec![])),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (0, "idle", vec![]),
+                (5, "running", vec![]),
+                (10, "running", vec![]),
+                (15, "running", vec![]),
+                (20, "completed", vec![NoticeKind::Completed]),
+                (25, "completed", vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stall_is_one_notice_per_episode() {
+        use SnapshotState::*;
+        let mut steps = vec![(
+            0,
+            obs(vec![phone(A, Uploading, 1_000)], vec![process(1_000)]),
+        )];
+        // Quiet for 115 s: not yet (the copying threshold is 120 s).
+        steps.push((
+            115,
+            obs(vec![phone(A, Uploading, 1_000)], vec![process(1_000)]),
+        ));
+        steps.push((
+            121,
+            obs(vec![phone(A, Uploading, 1_000)], vec![process(1_000)]),
+        ));
+        steps.push((
+            300,
+            obs(vec![phone(A, Uploading, 1_000)], vec![process(1_000)]),
+        ));
+        // It moves again, then stalls again: a second episode.
+        steps.push((
+            310,
+            obs(vec![phone(A, Uploading, 9_000)], vec![process(9_000)]),
+        ));
+        steps.push((
+            500,
+            obs(vec![phone(A, Uploading, 9_000)], vec![process(9_000)]),
+        ));
+        let got = check(steps);
+        let states: Vec<_> = got.iter().map(|(s, st, n)| (*s, *st, n.len())).collect();
+        assert_eq!(
+            states,
+            [
+                (0, "running", 0),
+                (115, "running", 0),
+                (121, "stalled", 1),
+                (300, "stalled", 0),
+                (310, "running", 0),
+                (500, "stalled", 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn flapping_progress_never_stalls() {
+        let steps: Vec<_> = (0..100)
+            .map(|i| {
+                let bytes = if i % 2 == 0 { 1_000 } else { 2_000 };
+                (
+                    i * 60,
+                    obs(
+                        vec![phone(A, SnapshotState::Uploading, bytes)],
+                        vec![process(0)],
+                    ),
+                )
+            })
+            .collect();
+        assert!(check(steps).iter().all(|(_, s, _)| *s == "running"));
+    }
+
+    #[test]
+    fn an_unplug_stalls_at_once_and_says_so() {
+        for (link, cause) in [(Link::Usb, Cause::Detached), (Link::Wifi, Cause::WifiLost)] {
+            let mut monitor = Monitor::new(MonitorConfig::default());
+            let mut p = phone(A, SnapshotState::Uploading, 1_000);
+            p.device.as_mut().unwrap().link = Some(link);
+            monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1_000)]));
+            p.device = None;
+            let effects = monitor.observe(at(2), &obs(vec![p], vec![process(1_000)]));
+            assert!(
+                effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::Notify(n) if n.kind == NoticeKind::Stalled))
+            );
+            let causes = findings(&monitor, A);
+            assert_eq!(causes.first(), Some(&cause), "{causes:?}");
+            assert!(causes.contains(&Cause::ProcessHung), "{causes:?}");
+        }
+    }
+
+    #[test]
+    fn a_program_that_exits_unfinished_is_a_failure() {
+        use SnapshotState::*;
+        let got = check(vec![
+            (
+                0,
+                obs(vec![phone(A, Uploading, 1_000)], vec![process(1_000)]),
+            ),
+            (
+                5,
+                obs(vec![phone(A, Uploading, 2_000)], vec![process(2_000)]),
+            ),
+            (10, obs(vec![phone(A, Uploading, 2_000)], vec![])),
+        ]);
+        assert_eq!(got[2], (10, "failed", vec![NoticeKind::Failed]));
+    }
+
+    #[test]
+    fn host_disk_full_leads_when_it_is_the_reason() {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        let folder = p.folder.as_mut().unwrap();
+        folder.host_free = Some(50_000_000);
+        folder.last_complete_bytes = None;
+        p.device.as_mut().unwrap().used = Some(60_000_000_000);
+        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1_000)]));
+        monitor.observe(at(200), &obs(vec![p], vec![process(1_000)]));
+        let causes = findings(&monitor, A);
+        assert_eq!(causes.first(), Some(&Cause::HostDiskFull), "{causes:?}");
+        let (.., f) = monitor.states().into_iter().next().unwrap();
+        assert!(
+            f[0].evidence[0].contains("50.0 MB free"),
+            "{:?}",
+            f[0].evidence
+        );
+        assert_eq!(f[0].actions[0], Action::StorageCleanup);
+    }
+
+    #[test]
+    fn the_passcode_wait_gets_longer_and_is_named() {
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        p.device.as_mut().unwrap().ios_version = Some("17.4".into());
+        let steps = vec![
+            (0, obs(vec![p.clone()], vec![process(0)])),
+            (200, obs(vec![p.clone()], vec![process(0)])),
+            (301, obs(vec![p.clone()], vec![process(0)])),
+        ];
+        let got = check(steps);
+        assert_eq!(got[1].1, "running");
+        assert_eq!(got[2].1, "stalled");
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(0)]));
+        monitor.observe(at(301), &obs(vec![p], vec![process(0)]));
+        assert_eq!(findings(&monitor, A).first(), Some(&Cause::PasscodeWait));
+    }
+
+    #[test]
+    fn an_old_interruption_is_not_a_run() {
+        let got = check(vec![
+            (
+                0,
+                obs(vec![phone(A, SnapshotState::Uploading, 1_000)], vec![]),
+            ),
+            (
+                600,
+                obs(vec![phone(A, SnapshotState::Uploading, 1_000)], vec![]),
+            ),
+        ]);
+        assert!(got.iter().all(|(_, s, _)| *s == "idle"), "{got:?}");
+    }
+
+    #[test]
+    fn overdue_reminders_come_at_most_daily() {
+        let old = finished(100, -86_400 * 30);
+        let steps: Vec<_> = [0, 3_600, 86_399, 86_401, 90_000]
+            .into_iter()
+            .map(|s| (s, obs(vec![old.clone()], vec![])))
+            .collect();
+        let kinds: Vec<_> = check(steps).into_iter().map(|(s, _, n)| (s, n)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (0, vec![NoticeKind::Overdue]),
+                (3_600, vec![]),
+                (86_399, vec![]),
+                (86_401, vec![NoticeKind::Overdue]),
+                (90_000, vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_phones_are_tracked_apart() {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let procs = |w| {
+            vec![BackupProcess {
+                udid: Some(A.into()),
+                ..process(w)
+            }]
+        };
+        monitor.observe(
+            at(0),
+            &obs(
+                vec![phone(A, SnapshotState::Uploading, 1), finished(0, -10)],
+                procs(1),
+            ),
+        );
+        let mut b = phone(B, SnapshotState::Finished, 5);
+        b.folder.as_mut().unwrap().last_complete = Some(at(-10));
+        monitor.observe(at(0), &obs(vec![b.clone()], vec![]));
+        monitor.observe(
+            at(30),
+            &obs(
+                vec![phone(A, SnapshotState::Uploading, 9), b.clone()],
+                procs(9),
+            ),
+        );
+        let states: Vec<(String, &str)> = monitor
+            .states()
+            .into_iter()
+            .map(|(u, _, s, _)| (u, s.name()))
+            .collect();
+        assert_eq!(states, [(A.to_owned(), "running"), (B.to_owned(), "idle")]);
+    }
+
+    #[test]
+    fn a_clock_that_jumps_back_is_neither_a_stall_nor_a_panic() {
+        let p = phone(A, SnapshotState::Uploading, 1_000);
+        let got = check(vec![
+            (1_000, obs(vec![p.clone()], vec![process(1)])),
+            (10, obs(vec![p.clone()], vec![process(1)])),
+            (20, obs(vec![p], vec![process(1)])),
+        ]);
+        assert!(got.iter().all(|(_, s, _)| *s == "running"), "{got:?}");
+    }
+
+    #[test]
+    fn leftovers_are_named_after_a_failure() {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1)]));
+        p.folder.as_mut().unwrap().empty_manifest_plist = true;
+        monitor.observe(at(5), &obs(vec![p], vec![]));
+        assert_eq!(findings(&monitor, A), [Cause::Leftovers]);
+    }
+}

@@ -1,0 +1,209 @@
+//! What the monitor is given on each poll (observations) and what it keeps
+//! and decides (states, findings, notices). Plain data only.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::backup_folder::SnapshotState;
+use crate::device::Link;
+
+/// Everything seen in one poll.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub phones: Vec<PhoneObservation>,
+    pub processes: Vec<BackupProcess>,
+}
+
+/// One phone: its backup folder (if there is one) and, while attached, the
+/// device's facts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneObservation {
+    pub udid: String,
+    pub name: Option<String>,
+    pub folder: Option<FolderSample>,
+    /// `None` while the phone is not attached.
+    pub device: Option<DeviceSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FolderSample {
+    pub path: PathBuf,
+    pub snapshot_state: Option<SnapshotState>,
+    /// When Status.plist last changed.
+    pub status_modified: Option<Timestamp>,
+    pub last_complete: Option<Timestamp>,
+    /// Bytes of the last complete backup, when there is one.
+    pub last_complete_bytes: Option<u64>,
+    /// Bytes and files in the folder now.
+    pub bytes: u64,
+    pub files: u64,
+    pub empty_manifest_plist: bool,
+    pub stale_snapshot: bool,
+    /// Free space on the folder's volume.
+    pub host_free: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceSample {
+    pub link: Option<Link>,
+    pub ios_version: Option<String>,
+    pub free: Option<u64>,
+    pub used: Option<u64>,
+    pub will_encrypt: Option<bool>,
+}
+
+/// A backup program seen running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupProcess {
+    pub name: String,
+    pub pid: u32,
+    pub cpu_percent: f32,
+    /// Bytes written since the process started.
+    pub written_bytes: u64,
+    /// The phone named on its command line, if any.
+    pub udid: Option<String>,
+}
+
+/// Where a phone's backup stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PhoneState {
+    Idle,
+    Running(Running),
+    Stalled {
+        since: Timestamp,
+        phase: RunPhase,
+        tool: String,
+    },
+    Completed {
+        at: Timestamp,
+    },
+    Failed {
+        at: Timestamp,
+        /// The phone's ErrorCode, when known.
+        code: Option<u64>,
+    },
+}
+
+impl PhoneState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PhoneState::Idle => "idle",
+            PhoneState::Running(_) => "running",
+            PhoneState::Stalled { .. } => "stalled",
+            PhoneState::Completed { .. } => "completed",
+            PhoneState::Failed { .. } => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Running {
+    /// The program making the backup, or "unknown".
+    pub tool: String,
+    pub phase: RunPhase,
+    pub since: Timestamp,
+    /// Bytes written in this run.
+    pub bytes: u64,
+    /// Per cent done; an estimate for other tools (bytes against the
+    /// expected size).
+    pub percent: Option<f64>,
+    pub estimated: bool,
+    /// Bytes per second over the recent polls.
+    pub rate: f64,
+    pub eta_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    /// Started, nothing written yet: the phone prepares (or waits for its
+    /// passcode).
+    Starting,
+    Copying,
+    /// Status.plist says moving or removing: the phone is wrapping up.
+    Finishing,
+}
+
+impl std::fmt::Display for RunPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunPhase::Starting => "starting",
+            RunPhase::Copying => "copying files",
+            RunPhase::Finishing => "finishing",
+        })
+    }
+}
+
+/// A cause of trouble, with what shows it and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub cause: Cause,
+    /// The facts that point to the cause, in words.
+    pub evidence: Vec<String>,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Detached,
+    WifiLost,
+    HostDiskFull,
+    PhoneStorageLow,
+    PasscodeWait,
+    WrongPassword,
+    ProcessHung,
+    Leftovers,
+    Overdue,
+    Unknown,
+}
+
+impl Cause {
+    pub fn headline(self) -> &'static str {
+        match self {
+            Cause::Detached => "the iPhone was disconnected",
+            Cause::WifiLost => "the Wi-Fi link to the iPhone was lost",
+            Cause::HostDiskFull => "the backup disk is nearly full",
+            Cause::PhoneStorageLow => "the iPhone is short of space",
+            Cause::PasscodeWait => "the iPhone is waiting for its passcode",
+            Cause::WrongPassword => "the backup password is wrong",
+            Cause::ProcessHung => "the backup program is hung",
+            Cause::Leftovers => "an interrupted backup left files that make backups fail",
+            Cause::Overdue => "no recent complete backup",
+            Cause::Unknown => "no progress, cause unknown",
+        }
+    }
+}
+
+/// The one-click fixes the tray and `unstuck fix` offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    RestartBackup,
+    NetworkAdvice,
+    StorageCleanup,
+    EncryptionReset,
+    RestartPhone,
+}
+
+/// A desktop notification the monitor decided to show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    pub udid: String,
+    pub kind: NoticeKind,
+    pub title: String,
+    pub body: String,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Stalled,
+    Failed,
+    Completed,
+    Overdue,
+}
