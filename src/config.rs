@@ -37,13 +37,30 @@ pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional
 # How many times a stalled or unplugged backup is started again (0 to 20).
 # max_restarts = 3
 # How long each phase may go without progress before it counts as stalled, in
-# seconds (5 to 86400): before the iPhone's first message, the same on iOS 16.1
+# seconds (1 to 86400): before the iPhone's first message, the same on iOS 16.1
 # and later (the iPhone may wait for its passcode), while copying files, and
 # while the iPhone finishes.
 # first_message_seconds = 180
 # passcode_seconds = 300
 # transfer_stall_seconds = 120
 # finishing_stall_seconds = 600
+
+# Watching backups (unstuck watch, the tray).
+[monitor]
+# Seconds between looks while a backup runs, and while none does (1 to 3600).
+# poll_seconds_busy = 2
+# poll_seconds_idle = 60
+# How long a backup may go without progress before it counts as stalled, in
+# seconds (1 to 86400): before anything is written, the same on iOS 16.1 and
+# later (passcode), while copying, and while finishing.
+# starting_stall_seconds = 180
+# passcode_stall_seconds = 300
+# copying_stall_seconds = 120
+# finishing_stall_seconds = 600
+# Remind when a phone has no complete backup for this many days (1 to 365).
+# overdue_days = 7
+# Also notify when a backup completes.
+# notify_completion = true
 "##;
 
 /// Validated settings.
@@ -60,6 +77,77 @@ pub struct Config {
     pub usbmuxd_address: Option<String>,
     #[serde(default)]
     pub backup: BackupConfig,
+    #[serde(default)]
+    pub monitor: MonitorSettings,
+}
+
+/// The `[monitor]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSettings {
+    #[serde(deserialize_with = "poll_seconds")]
+    pub poll_seconds_busy: u64,
+    #[serde(deserialize_with = "poll_seconds")]
+    pub poll_seconds_idle: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub starting_stall_seconds: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub passcode_stall_seconds: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub copying_stall_seconds: u64,
+    #[serde(deserialize_with = "seconds")]
+    pub finishing_stall_seconds: u64,
+    #[serde(deserialize_with = "days")]
+    pub overdue_days: u64,
+    pub notify_completion: bool,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> MonitorSettings {
+        let c = crate::monitor::MonitorConfig::default();
+        MonitorSettings {
+            poll_seconds_busy: 2,
+            poll_seconds_idle: 60,
+            starting_stall_seconds: c.starting.as_secs() as u64,
+            passcode_stall_seconds: c.passcode.as_secs() as u64,
+            copying_stall_seconds: c.copying.as_secs() as u64,
+            finishing_stall_seconds: c.finishing.as_secs() as u64,
+            overdue_days: (c.overdue.as_hours() / 24) as u64,
+            notify_completion: c.notify_completion,
+        }
+    }
+}
+
+impl MonitorSettings {
+    pub fn monitor_config(&self) -> crate::monitor::MonitorConfig {
+        let secs = |n: u64| SignedDuration::from_secs(n as i64);
+        crate::monitor::MonitorConfig {
+            starting: secs(self.starting_stall_seconds),
+            passcode: secs(self.passcode_stall_seconds),
+            copying: secs(self.copying_stall_seconds),
+            finishing: secs(self.finishing_stall_seconds),
+            overdue: SignedDuration::from_hours(24 * self.overdue_days as i64),
+            notify_completion: self.notify_completion,
+        }
+    }
+}
+
+fn poll_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = i64::deserialize(d)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| (1..=3600).contains(n))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{n} is out of range: use 1 to 3600 seconds"))
+        })
+}
+
+fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = i64::deserialize(d)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| (1..=365).contains(n))
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is out of range: use 1 to 365 days")))
 }
 
 /// The `[backup]` table.
@@ -114,9 +202,9 @@ fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let n = i64::deserialize(d)?;
     u64::try_from(n)
         .ok()
-        .filter(|n| (5..=86_400).contains(n))
+        .filter(|n| (1..=86_400).contains(n))
         .ok_or_else(|| {
-            serde::de::Error::custom(format!("{n} is out of range: use 5 to 86400 seconds"))
+            serde::de::Error::custom(format!("{n} is out of range: use 1 to 86400 seconds"))
         })
 }
 
@@ -128,6 +216,7 @@ impl Default for Config {
             interrupted_after_minutes: default_interrupted_after(),
             usbmuxd_address: None,
             backup: BackupConfig::default(),
+            monitor: MonitorSettings::default(),
         }
     }
 }
@@ -215,13 +304,13 @@ fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The file exists but cannot be read.
-    #[error("cannot read the config file {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot read the config file {}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
     /// A key or value is wrong; toml's message names the key and the line.
-    #[error("the config file {} has a mistake; fix it or delete the file to get the defaults back.\n{source}", path.display())]
+    #[error("the config file {} has a mistake; fix it or delete the file to get the defaults back.\n{error}", path.display())]
     Invalid {
         path: PathBuf,
-        source: toml::de::Error,
+        error: toml::de::Error,
     },
     /// `--config` named a file that does not exist.
     #[error("the config file {} does not exist; create it, or leave out --config to use the standard one", path.display())]
@@ -245,16 +334,16 @@ pub fn load(path: &Path, create: bool, home: &Path) -> Result<Config, ConfigErro
                 path: path.to_path_buf(),
             });
         }
-        Err(source) => {
+        Err(error) => {
             return Err(ConfigError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             });
         }
     };
-    Config::parse(&text, home).map_err(|source| ConfigError::Invalid {
+    Config::parse(&text, home).map_err(|error| ConfigError::Invalid {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -340,6 +429,7 @@ mod tests {
         assert_eq!(config.interrupted_after_minutes, 10);
         assert_eq!(config.usbmuxd_address.as_deref(), Some("127.0.0.1:27015"));
         assert_eq!(config.backup, BackupConfig::default());
+        assert_eq!(config.monitor, MonitorSettings::default());
     }
 
     #[test]

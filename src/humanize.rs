@@ -27,6 +27,16 @@ pub fn ago(now: Timestamp, then: Timestamp) -> String {
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
+/// A length of time in the largest sensible unit: "45 s", "3 min", "2 h".
+pub fn duration(d: SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    match s {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
+    }
+}
+
 /// A byte count in decimal units, as Finder shows sizes: "0 B", "950 KB",
 /// "1.4 GB".
 pub fn bytes(n: u64) -> String {
@@ -67,6 +77,14 @@ mod tests {
         check(86_400 * 365 * 3, "3 years ago");
         check(-30, "just now");
         check(-3600, "in the future");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(SignedDuration::from_secs(6)), "6 s");
+        assert_eq!(duration(SignedDuration::from_secs(600)), "10 min");
+        assert_eq!(duration(SignedDuration::from_hours(5)), "5 h");
+        assert_eq!(duration(SignedDuration::from_secs(-5)), "0 s");
     }
 
     #[test]

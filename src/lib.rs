@@ -26,6 +26,7 @@ pub mod engine;
 pub mod humanize;
 pub mod logging;
 pub mod monitor;
+pub mod notify;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod synthetic;

@@ -8,6 +8,7 @@ mod devices;
 #[cfg(feature = "sim")]
 mod sim;
 mod status;
+mod watch;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -79,6 +80,21 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Watch backups headless: print each change, notify on stalls and failures.
+    Watch {
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Print the current diagnosis and exit: 0 healthy, 2 stalled, 3 failed.
+        #[arg(long)]
+        once: bool,
+        /// Do not show desktop notifications.
+        #[arg(long)]
+        no_notify: bool,
+        /// Also watch this folder of backups (repeatable).
+        #[arg(long = "backup-root", value_name = "DIR")]
+        backup_roots: Vec<PathBuf>,
+    },
     /// Show what Unstuck reports, on made-up backups in a temporary folder.
     Demo,
     /// Serve a simulated iPhone (usbmuxd, lockdownd, mobilebackup2) until Ctrl-C.
@@ -139,6 +155,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => return print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
         Command::Demo => Run::Demo,
+        Command::Watch {
+            json,
+            once,
+            no_notify,
+            backup_roots,
+        } => Run::Watch {
+            json,
+            once,
+            notify: !no_notify,
+            backup_roots,
+        },
         Command::Backup {
             udid,
             dest,
@@ -189,6 +216,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
         Run::Demo => demo::run(&ctx),
+        Run::Watch {
+            json,
+            once,
+            notify,
+            backup_roots,
+        } => watch::run(&ctx, &backup_roots, json, once, notify),
         Run::Backup {
             udid,
             dest,
@@ -224,6 +257,12 @@ enum Run {
     Demo,
     Devices {
         json: bool,
+    },
+    Watch {
+        json: bool,
+        once: bool,
+        notify: bool,
+        backup_roots: Vec<PathBuf>,
     },
     Backup {
         udid: Option<String>,

@@ -50,7 +50,21 @@ pub enum Effect {
         state: PhoneState,
         findings: Vec<Finding>,
     },
+    /// A running backup moved on (same state, same phase).
+    Progress {
+        udid: String,
+        name: Option<String>,
+        running: Running,
+    },
     Notify(Notice),
+}
+
+/// Whether two states differ in more than a running backup's figures.
+fn same_kind(a: &PhoneState, b: &PhoneState) -> bool {
+    match (a, b) {
+        (PhoneState::Running(x), PhoneState::Running(y)) => x.phase == y.phase && x.tool == y.tool,
+        _ => a == b,
+    }
 }
 
 /// Below this much free space a phone cannot prepare a backup.
@@ -129,11 +143,7 @@ impl Monitor {
     pub fn observe(&mut self, now: Timestamp, observation: &Observation) -> Vec<Effect> {
         let mut effects = Vec::new();
         for phone in &observation.phones {
-            let processes: Vec<&BackupProcess> = observation
-                .processes
-                .iter()
-                .filter(|p| p.udid.as_deref().is_none_or(|u| u == phone.udid))
-                .collect();
+            let processes = programs_for(&self.config, now, phone, &observation.processes);
             let first_sight = !self.phones.contains_key(&phone.udid);
             let track = self
                 .phones
@@ -158,7 +168,17 @@ impl Monitor {
             }
             let before = track.state.clone();
             step(&self.config, track, now, phone, &processes, first_sight);
-            if track.state != before {
+            if let (PhoneState::Running(running), true) =
+                (&track.state, same_kind(&track.state, &before))
+            {
+                if track.state != before {
+                    effects.push(Effect::Progress {
+                        udid: phone.udid.clone(),
+                        name: track.name.clone(),
+                        running: running.clone(),
+                    });
+                }
+            } else if track.state != before {
                 let findings = track.findings.clone();
                 effects.push(Effect::StateChanged {
                     udid: phone.udid.clone(),
@@ -187,6 +207,35 @@ impl Monitor {
         }
         effects
     }
+}
+
+/// The programs working for `phone`: those that name it, and those that
+/// name no phone while its folder shows a backup on (unfinished, or changed
+/// within the starting threshold). A program that names no phone is not
+/// pinned on every phone there is.
+fn programs_for<'a>(
+    config: &MonitorConfig,
+    now: Timestamp,
+    phone: &PhoneObservation,
+    processes: &'a [BackupProcess],
+) -> Vec<&'a BackupProcess> {
+    let folder = phone.folder.as_ref();
+    let unfinished = folder.is_some_and(|f| {
+        matches!(
+            f.snapshot_state,
+            Some(SnapshotState::Uploading | SnapshotState::Moving | SnapshotState::Removing)
+        )
+    });
+    let recent = folder
+        .and_then(|f| f.last_activity)
+        .is_some_and(|a| now.duration_since(a) <= config.starting);
+    processes
+        .iter()
+        .filter(|p| match &p.udid {
+            Some(u) => *u == phone.udid,
+            None => unfinished || recent,
+        })
+        .collect()
 }
 
 fn step(
@@ -221,7 +270,8 @@ fn step(
         snapshot,
         Some(SnapshotState::Uploading | SnapshotState::Moving | SnapshotState::Removing)
     );
-    let tool = processes
+    let programs: Vec<&BackupProcess> = processes.iter().copied().filter(|p| !p.helper).collect();
+    let tool = programs
         .first()
         .map(|p| p.name.clone())
         .unwrap_or_else(|| "unknown".to_owned());
@@ -269,11 +319,16 @@ fn step(
             had_process: false,
             saw_device: was_attached,
         });
-        t.last_progress = now;
+        // Quiet time counts from the folder's last change when that is
+        // known (a run found already under way), else from now.
+        t.last_progress = folder
+            .and_then(|f| f.last_activity)
+            .filter(|a| *a <= now && first_sight)
+            .unwrap_or(now);
         t.points.clear();
     }
     if let Some(run) = &mut t.run {
-        run.had_process |= !processes.is_empty();
+        run.had_process |= !programs.is_empty();
         run.saw_device |= phone.device.is_some();
     }
     if moved {
@@ -375,7 +430,7 @@ fn diagnose(
 ) -> Vec<Finding> {
     let mut found = Vec::new();
     let quiet = now.duration_since(t.last_progress);
-    let minutes = |d: SignedDuration| format!("{} min", (d.as_secs() + 59) / 60);
+    let minutes = |d: SignedDuration| humanize::duration(d);
     if phone.device.is_none() && was_attached {
         let wifi = t.link == Some(crate::device::Link::Wifi);
         found.push(Finding {
@@ -434,7 +489,7 @@ fn diagnose(
             actions: vec![Action::RestartBackup],
         });
     }
-    for p in processes {
+    for p in processes.iter().filter(|p| !p.helper) {
         if phase.is_some() && p.cpu_percent < 1.0 {
             found.push(Finding {
                 cause: Cause::ProcessHung,
@@ -600,6 +655,7 @@ mod tests {
             cpu_percent: 0.0,
             written_bytes: written,
             udid: None,
+            helper: false,
         }
     }
 

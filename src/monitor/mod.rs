@@ -6,6 +6,8 @@
 
 pub mod core;
 pub mod model;
+pub mod observe;
+pub mod shell;
 
 pub use core::{Effect, Monitor, MonitorConfig};
 pub use model::*;

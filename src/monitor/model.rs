@@ -43,6 +43,8 @@ pub struct FolderSample {
     pub stale_snapshot: bool,
     /// Free space on the folder's volume.
     pub host_free: Option<u64>,
+    /// The newest change in the folder (metadata files, hashed sub-folders).
+    pub last_activity: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -64,6 +66,10 @@ pub struct BackupProcess {
     pub written_bytes: u64,
     /// The phone named on its command line, if any.
     pub udid: Option<String>,
+    /// A program that only helps (iTunes, Apple Devices, AMPDevicesAgent):
+    /// always running, so its writes count as progress but its presence does
+    /// not mean a backup is on.
+    pub helper: bool,
 }
 
 /// Where a phone's backup stands.
@@ -170,7 +176,7 @@ impl Cause {
             Cause::PhoneStorageLow => "the iPhone is short of space",
             Cause::PasscodeWait => "the iPhone is waiting for its passcode",
             Cause::WrongPassword => "the backup password is wrong",
-            Cause::ProcessHung => "the backup program is hung",
+            Cause::ProcessHung => "the backup program is waiting and writing nothing",
             Cause::Leftovers => "an interrupted backup left files that make backups fail",
             Cause::Overdue => "no recent complete backup",
             Cause::Unknown => "no progress, cause unknown",

@@ -139,12 +139,12 @@ pub enum RequestFault {
 }
 
 impl SimConfig {
-    /// Makes the phone's used space match its content plus 1 GB of what a
-    /// backup leaves out, as it would on a real phone.
+    /// Makes the phone's used space its content plus 10 MB of what a backup
+    /// leaves out, so that estimates from used space come out right.
     pub fn fit_storage_to_content(&mut self) {
         let data = self.disk_capacity - self.disk_capacity / 10;
         self.disk_free = data
-            .saturating_sub(1_000_000_000)
+            .saturating_sub(10_000_000)
             .saturating_sub(self.content.total_bytes());
     }
 
@@ -361,6 +361,11 @@ impl Sim {
             .iter()
             .map(|(_, e)| e.clone())
             .collect()
+    }
+
+    /// Events with the moment each happened.
+    pub fn events_at(&self) -> Vec<(Instant, SimEvent)> {
+        lock(&self.shared.events).clone()
     }
 
     /// Events with the time since the first one.

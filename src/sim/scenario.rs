@@ -74,6 +74,7 @@ pub fn scenario(name: &str) -> Option<SimConfig> {
         "unpaired" => c.pairing = Pairing::Unpaired,
         _ => return None,
     }
+    c.fit_storage_to_content();
     Some(c)
 }
 

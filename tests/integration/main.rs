@@ -21,3 +21,5 @@ mod read_only;
 mod sim;
 /// The `status` command end to end: table, JSON, exit codes, roots.
 mod status;
+/// `unstuck watch` against a backup made by idevicebackup2.
+mod watch;

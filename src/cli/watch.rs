@@ -1,0 +1,259 @@
+//! `unstuck watch`: the monitor without a tray — each state change printed
+//! (text or JSON lines), desktop notifications shown; `--once` prints the
+//! current diagnosis and says in its exit code whether all is well.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+
+use super::Context;
+use super::devices::mux_address;
+use crate::backup_folder::{self, SnapshotState};
+use crate::device;
+use crate::humanize;
+use crate::monitor::observe::{AttachedPhones, Sampler};
+use crate::monitor::shell::{self, ShellOptions};
+use crate::monitor::{Effect, Finding, Monitor, PhoneState};
+use crate::notify;
+
+pub fn run(
+    ctx: &Context,
+    extra_roots: &[PathBuf],
+    json: bool,
+    once: bool,
+    notify: bool,
+) -> Result<ExitCode> {
+    let roots: Vec<PathBuf> = backup_folder::combine_roots(
+        backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir),
+        &ctx.config.backup_roots,
+        extra_roots,
+    )
+    .into_iter()
+    .map(|r| r.path)
+    .collect();
+    let usbmuxd = mux_address(ctx).ok();
+    let runtime = super::runtime()?;
+    if once {
+        return runtime.block_on(run_once(ctx, &roots, usbmuxd, json));
+    }
+    let options = ShellOptions {
+        roots,
+        usbmuxd,
+        config: ctx.config.monitor.monitor_config(),
+        busy_poll: Duration::from_secs(ctx.config.monitor.poll_seconds_busy),
+        idle_poll: Duration::from_secs(ctx.config.monitor.poll_seconds_idle),
+        notify,
+    };
+    runtime.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(shell::run(options, tx));
+        if !json {
+            eprintln!("Watching iPhone backups; Ctrl-C stops.");
+        }
+        // Progress lines at most every few seconds per phone; every other
+        // effect at once.
+        let every = Duration::from_secs(if json { 1 } else { 5 });
+        let mut last_progress: std::collections::HashMap<String, std::time::Instant> =
+            Default::default();
+        loop {
+            tokio::select! {
+                Some(effect) = rx.recv() => {
+                    if let Effect::Progress { udid, .. } = &effect {
+                        let due = last_progress.get(udid).is_none_or(|t| t.elapsed() >= every);
+                        if !due {
+                            continue;
+                        }
+                        last_progress.insert(udid.clone(), std::time::Instant::now());
+                    }
+                    if print_effect(&effect, json).is_err() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            }
+        }
+    })
+}
+
+/// One look: exit 0 when all is well, 2 when a backup is stalled, 3 when
+/// the last backup of a phone did not finish.
+async fn run_once(
+    ctx: &Context,
+    roots: &[PathBuf],
+    usbmuxd: Option<device::MuxAddress>,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut attached = AttachedPhones::new();
+    if let Some(addr) = &usbmuxd
+        && let Ok(list) = device::list(addr, device::DEADLINE).await
+    {
+        for d in list {
+            let facts = device::facts(addr, Some(&d.udid), device::DEADLINE)
+                .await
+                .ok();
+            attached.insert(d.udid.clone(), (d, facts));
+        }
+    }
+    let roots = roots.to_vec();
+    let observation =
+        tokio::task::spawn_blocking(move || Sampler::new().sample(&roots, &attached)).await?;
+    let mut monitor = Monitor::new(ctx.config.monitor.monitor_config());
+    monitor.observe(Timestamp::now(), &observation);
+    let mut worst = 0u8;
+    for (udid, name, state, findings) in monitor.states() {
+        let interrupted = observation
+            .phones
+            .iter()
+            .find(|p| p.udid == udid)
+            .and_then(|p| p.folder.as_ref())
+            .is_some_and(|f| {
+                f.empty_manifest_plist
+                    || matches!(
+                        f.snapshot_state,
+                        Some(
+                            SnapshotState::Uploading
+                                | SnapshotState::Moving
+                                | SnapshotState::Removing
+                        )
+                    )
+            });
+        let code = match &state {
+            PhoneState::Stalled { .. } => 2,
+            PhoneState::Failed { .. } => 3,
+            PhoneState::Idle if interrupted => 3,
+            _ => 0,
+        };
+        worst = worst.max(code);
+        let effect = Effect::StateChanged {
+            udid,
+            name,
+            state,
+            findings,
+        };
+        if json {
+            println!("{}", serde_json::to_string(&effect)?);
+        } else if code == 3
+            && matches!(
+                effect,
+                Effect::StateChanged {
+                    state: PhoneState::Idle,
+                    ..
+                }
+            )
+        {
+            if let Effect::StateChanged { udid, name, .. } = &effect {
+                println!("{}: the last backup did not finish", label(name, udid));
+            }
+        } else {
+            let _ = print_effect(&effect, false);
+        }
+    }
+    if monitor.states().is_empty() && !json {
+        println!("No iPhone backups or phones found.");
+    }
+    Ok(ExitCode::from(worst))
+}
+
+fn label(name: &Option<String>, udid: &str) -> String {
+    match name {
+        Some(n) => format!("{n} ({udid})"),
+        None => udid.to_owned(),
+    }
+}
+
+fn print_effect(effect: &Effect, json: bool) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(effect).map_err(std::io::Error::other)?
+        )?;
+        return out.flush();
+    }
+    let time = Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%H:%M:%S")
+        .to_string();
+    match effect {
+        Effect::StateChanged {
+            udid,
+            name,
+            state,
+            findings,
+        } => {
+            let who = label(name, udid);
+            let line = match state {
+                PhoneState::Idle => "idle".to_owned(),
+                PhoneState::Running(r) => running_line(r),
+                PhoneState::Stalled { since, phase, tool } => format!(
+                    "STALLED while {phase} ({tool}), nothing since {}",
+                    since
+                        .to_zoned_datetime(jiff::tz::TimeZone::system())
+                        .strftime("%H:%M:%S")
+                ),
+                PhoneState::Completed { .. } => "backup complete".to_owned(),
+                PhoneState::Failed { code, .. } => match code {
+                    Some(c) => format!("backup FAILED (error {c})"),
+                    None => "backup FAILED".to_owned(),
+                },
+            };
+            writeln!(out, "[{time}] {who}: {line}")?;
+            for finding in findings {
+                write_finding(&mut out, finding)?;
+            }
+        }
+        Effect::Progress {
+            udid,
+            name,
+            running,
+        } => writeln!(
+            out,
+            "[{time}] {}: {}",
+            label(name, udid),
+            running_line(running)
+        )?,
+        Effect::Notify(n) => writeln!(out, "[{time}] notification: {} — {}", n.title, n.body)?,
+    }
+    out.flush()
+}
+
+fn running_line(r: &crate::monitor::Running) -> String {
+    let percent = r
+        .percent
+        .map(|p| format!(", {p:.0} %{}", if r.estimated { " (estimate)" } else { "" }))
+        .unwrap_or_default();
+    let eta = r
+        .eta_secs
+        .map(|s| {
+            format!(
+                ", ETA {}",
+                humanize::duration(jiff::SignedDuration::from_secs(s as i64))
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "backing up ({}) — {}{percent}, {} at {}/s{eta}",
+        r.tool,
+        r.phase,
+        humanize::bytes(r.bytes),
+        humanize::bytes(r.rate as u64)
+    )
+}
+
+fn write_finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "    likely cause: {} — {}",
+        f.cause.headline(),
+        f.evidence.join("; ")
+    )?;
+    let fixes: Vec<&str> = f.actions.iter().map(|a| notify::action_label(*a)).collect();
+    writeln!(out, "    fix: {}", fixes.join(", "))
+}

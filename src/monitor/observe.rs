@@ -1,0 +1,337 @@
+//! Reads the world into an [`Observation`]: backup folders (cheaply: only
+//! the hashed sub-folders that changed since the last poll are listed
+//! again), backup programs (sysinfo: alive, CPU, bytes written) and the free
+//! space under each folder. Phones come from the device layer, given in.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use jiff::Timestamp;
+use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+
+use super::model::*;
+use crate::backup_folder::{self, SnapshotState, plists};
+use crate::device::{AttachedDevice, DeviceFacts};
+
+/// Programs that make backups (their presence means a backup is on), and
+/// programs that are always around but write backups for Apple's apps.
+const BACKUP_PROGRAMS: [&str; 3] = ["AppleMobileBackup", "idevicebackup2", "pymobiledevice3"];
+const HELPER_PROGRAMS: [&str; 4] = [
+    "AMPDevicesAgent",
+    "AppleMobileDeviceHelper",
+    "iTunes",
+    "AppleDevices",
+];
+
+/// What one hashed sub-folder held when last listed.
+#[derive(Debug, Clone, Copy)]
+struct DirSample {
+    modified: SystemTime,
+    files: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct FolderCache {
+    dirs: HashMap<String, DirSample>,
+    status: Option<(SystemTime, Option<plists::StatusPlist>)>,
+    name: Option<String>,
+    /// Bytes when Status.plist last said finished.
+    complete_bytes: Option<u64>,
+}
+
+/// Keeps what makes the next poll cheap.
+#[derive(Default)]
+pub struct Sampler {
+    folders: HashMap<PathBuf, FolderCache>,
+    system: Option<System>,
+}
+
+/// An attached phone and, once read, its facts.
+pub type AttachedPhones = HashMap<String, (AttachedDevice, Option<DeviceFacts>)>;
+
+impl Sampler {
+    pub fn new() -> Sampler {
+        Sampler::default()
+    }
+
+    /// One observation of every backup folder in `roots`, every phone in
+    /// `attached`, and the backup programs running.
+    pub fn sample(&mut self, roots: &[PathBuf], attached: &AttachedPhones) -> Observation {
+        let mut phones: HashMap<String, PhoneObservation> = HashMap::new();
+        for root in roots {
+            let Ok(entries) = fs::read_dir(root) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || !path.is_dir() {
+                    continue;
+                }
+                let Some(udid) = backup_folder::normalize_udid(&name) else {
+                    continue;
+                };
+                let folder = self.sample_folder(&path);
+                let cache = self.folders.get(&path);
+                phones.insert(
+                    udid.clone(),
+                    PhoneObservation {
+                        udid,
+                        name: cache.and_then(|c| c.name.clone()),
+                        folder: Some(folder),
+                        device: None,
+                    },
+                );
+            }
+        }
+        for (udid, (device, facts)) in attached {
+            let entry = phones
+                .entry(udid.clone())
+                .or_insert_with(|| PhoneObservation {
+                    udid: udid.clone(),
+                    name: None,
+                    folder: None,
+                    device: None,
+                });
+            if let Some(f) = facts {
+                entry.name = f.name.clone().or(entry.name.take());
+            }
+            entry.device = Some(DeviceSample {
+                link: Some(device.link),
+                ios_version: facts.as_ref().and_then(|f| f.ios_version.clone()),
+                free: facts.as_ref().and_then(|f| f.storage.map(|s| s.free)),
+                used: facts.as_ref().and_then(|f| f.storage.map(|s| s.used())),
+                will_encrypt: facts.as_ref().and_then(|f| f.backup.will_encrypt),
+            });
+        }
+        let mut phones: Vec<PhoneObservation> = phones.into_values().collect();
+        phones.sort_by(|a, b| a.udid.cmp(&b.udid));
+        Observation {
+            phones,
+            processes: self.processes(),
+        }
+    }
+
+    fn sample_folder(&mut self, path: &Path) -> FolderSample {
+        let cache = self.folders.entry(path.to_path_buf()).or_default();
+        let mut last_activity: Option<SystemTime> = None;
+        let mut note = |t: SystemTime| {
+            if last_activity.is_none_or(|l| t > l) {
+                last_activity = Some(t);
+            }
+        };
+        // The 256 hashed sub-folders: list again only those that changed.
+        for b in 0..=255u8 {
+            let name = format!("{b:02x}");
+            let dir = path.join(&name);
+            let Ok(meta) = fs::metadata(&dir) else {
+                cache.dirs.remove(&name);
+                continue;
+            };
+            let Ok(modified) = meta.modified() else {
+                continue;
+            };
+            note(modified);
+            if cache
+                .dirs
+                .get(&name)
+                .is_some_and(|d| d.modified == modified)
+            {
+                continue;
+            }
+            let (files, bytes) = list(&dir);
+            cache.dirs.insert(
+                name,
+                DirSample {
+                    modified,
+                    files,
+                    bytes,
+                },
+            );
+        }
+        let snapshot = path.join("Snapshot");
+        let stale_snapshot = snapshot.is_dir();
+        let (mut files, mut bytes) = cache
+            .dirs
+            .values()
+            .fold((0, 0), |(f, b), d| (f + d.files, b + d.bytes));
+        if stale_snapshot {
+            // Old iOS writes into Snapshot/ first; count it (small, rare).
+            let (f, b) = list(&snapshot);
+            files += f;
+            bytes += b;
+            if let Ok(m) = fs::metadata(&snapshot).and_then(|m| m.modified()) {
+                note(m);
+            }
+        }
+        let status_path = path.join("Status.plist");
+        let status_modified = fs::metadata(&status_path).and_then(|m| m.modified()).ok();
+        if let Some(m) = status_modified {
+            note(m);
+            if cache.status.as_ref().is_none_or(|(seen, _)| *seen != m) {
+                let parsed = fs::read(&status_path)
+                    .ok()
+                    .and_then(|b| plists::parse_status(&b).ok());
+                cache.status = Some((m, parsed));
+            }
+        } else {
+            cache.status = None;
+        }
+        for meta in ["Manifest.db", "Manifest.plist", "Info.plist"] {
+            if let Ok(m) = fs::metadata(path.join(meta)).and_then(|m| m.modified()) {
+                note(m);
+            }
+        }
+        if cache.name.is_none() {
+            cache.name = fs::read(path.join("Info.plist"))
+                .ok()
+                .and_then(|b| plists::parse_info(&b).ok())
+                .and_then(|i| i.device_name);
+        }
+        let status = cache.status.as_ref().and_then(|(_, s)| s.clone());
+        let snapshot_state = status.as_ref().and_then(|s| s.snapshot_state.clone());
+        let finished = snapshot_state == Some(SnapshotState::Finished);
+        if finished {
+            cache.complete_bytes = Some(bytes);
+        }
+        let empty_manifest_plist =
+            fs::metadata(path.join("Manifest.plist")).is_ok_and(|m| m.len() == 0);
+        let to_ts = |t: SystemTime| Timestamp::try_from(t).ok();
+        FolderSample {
+            path: path.to_path_buf(),
+            snapshot_state,
+            status_modified: status_modified.and_then(to_ts),
+            last_complete: if finished {
+                status.and_then(|s| s.date)
+            } else {
+                None
+            },
+            last_complete_bytes: cache.complete_bytes,
+            bytes,
+            files,
+            empty_manifest_plist,
+            stale_snapshot: stale_snapshot && !finished,
+            host_free: free_space(path),
+            last_activity: last_activity.and_then(to_ts),
+        }
+    }
+
+    fn processes(&mut self) -> Vec<BackupProcess> {
+        if self.system.is_none() {
+            self.system = System::new().ok();
+        }
+        let Some(system) = self.system.as_mut() else {
+            return Vec::new();
+        };
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .with_cmd(UpdateKind::OnlyIfNotSet)
+                .with_cpu()
+                .with_disk_usage(),
+        );
+        let me = std::process::id();
+        let mut found: Vec<BackupProcess> = system
+            .processes()
+            .values()
+            .filter(|p| p.pid().as_u32() != me && p.thread_kind().is_none())
+            .filter_map(|p| {
+                let name = p.name().to_string_lossy().into_owned();
+                let args: Vec<String> = p
+                    .cmd()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                let says_backup = args.iter().any(|a| a == "backup");
+                let (program, helper) =
+                    if let Some(b) = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b)) {
+                        (*b, false)
+                    } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
+                        (*h, true)
+                    } else if name == "unstuck" && says_backup {
+                        ("unstuck", false)
+                    } else {
+                        return None;
+                    };
+                if program == "pymobiledevice3" && !says_backup {
+                    return None;
+                }
+                let udid = args
+                    .windows(2)
+                    .find(|w| w[0] == "-u" || w[0] == "--udid")
+                    .and_then(|w| backup_folder::normalize_udid(&w[1]));
+                Some(BackupProcess {
+                    name: program.to_owned(),
+                    pid: p.pid().as_u32(),
+                    cpu_percent: p.cpu_usage(),
+                    written_bytes: p.disk_usage().total_written_bytes,
+                    udid,
+                    helper,
+                })
+            })
+            .collect();
+        found.sort_by_key(|p| p.pid);
+        found
+    }
+}
+
+/// Files and bytes directly in `dir` (the hashed sub-folders are flat).
+fn list(dir: &Path) -> (u64, u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .fold((0, 0), |(f, b), m| (f + 1, b + m.len()))
+}
+
+fn free_space(path: &Path) -> Option<u64> {
+    use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
+    Some(FsBackupDelegate.get_free_disk_space(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{Finish, SyntheticBackup};
+
+    #[test]
+    fn folders_are_sampled_and_only_changed_dirs_relisted() {
+        let root = tempfile::tempdir().unwrap();
+        let udid = "00008120-001A2B3C4D5E6F70";
+        let mut b = SyntheticBackup::new(udid, Timestamp::now());
+        b.finish = Finish::Uploading;
+        b.files = 30;
+        b.file_size = 100;
+        let folder = b.write(root.path()).unwrap();
+        let mut sampler = Sampler::new();
+        let roots = vec![root.path().to_path_buf()];
+        let first = sampler.sample(&roots, &AttachedPhones::new());
+        let phone = &first.phones[0];
+        assert_eq!(phone.udid, udid);
+        assert_eq!(phone.name.as_deref(), Some("Test iPhone"));
+        let f = phone.folder.as_ref().unwrap();
+        assert_eq!(f.snapshot_state, Some(SnapshotState::Uploading));
+        assert_eq!(f.files, 30 + 1, "content and the partial file in Snapshot/");
+        assert!(f.host_free.unwrap() > 0);
+        assert!(f.last_activity.is_some());
+        // A new file in one hashed folder is seen.
+        let dir = fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().len() == 2)
+            .unwrap()
+            .path();
+        fs::write(dir.join("new-file"), vec![0u8; 1000]).unwrap();
+        let second = sampler.sample(&roots, &AttachedPhones::new());
+        let g = second.phones[0].folder.as_ref().unwrap();
+        assert_eq!(g.files, f.files + 1);
+        assert_eq!(g.bytes, f.bytes + 1000);
+    }
+}

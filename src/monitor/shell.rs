@@ -1,0 +1,158 @@
+//! The monitor's loop: sample, decide, carry out. It sleeps between polls —
+//! a few seconds while a backup runs, a minute when idle — and wakes early
+//! for file-system events under the backup roots and for phones coming and
+//! going. Notifications are sent from their own tasks, so a slow
+//! notification server never holds the loop.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{Notify, mpsc};
+
+use super::observe::{AttachedPhones, Sampler};
+use super::{Effect, Monitor, MonitorConfig};
+use crate::device::{self, DeviceEvent, MuxAddress};
+use crate::notify::Notifier;
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct ShellOptions {
+    pub roots: Vec<PathBuf>,
+    /// usbmuxd, or `None` to watch folders and programs only.
+    pub usbmuxd: Option<MuxAddress>,
+    pub config: MonitorConfig,
+    pub busy_poll: Duration,
+    pub idle_poll: Duration,
+    /// Show desktop notifications.
+    pub notify: bool,
+}
+
+/// Runs until `effects` is closed, sending every effect to it.
+pub async fn run(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>) {
+    let wake = Arc::new(Notify::new());
+    let (device_tx, mut device_rx) = mpsc::channel(32);
+    if let Some(addr) = options.usbmuxd.clone() {
+        tokio::spawn(device::watch(addr, device_tx));
+    } else {
+        drop(device_tx);
+    }
+    let (facts_tx, mut facts_rx) = mpsc::unbounded_channel();
+    let mut watcher = FolderWatcher::new(wake.clone());
+    let mut sampler = Sampler::new();
+    let mut monitor = Monitor::new(options.config);
+    let mut attached = AttachedPhones::new();
+    let notifier = Notifier::new();
+    loop {
+        watcher.follow(&options.roots);
+        let observation = {
+            let roots = options.roots.clone();
+            // Sampling touches the disk: keep it off the async workers.
+            let attached_now = attached.clone();
+            let mut moved = std::mem::take(&mut sampler);
+            let (back, observation) = tokio::task::spawn_blocking(move || {
+                let o = moved.sample(&roots, &attached_now);
+                (moved, o)
+            })
+            .await
+            .unwrap_or_else(|_| (Sampler::new(), Default::default()));
+            sampler = back;
+            observation
+        };
+        for effect in monitor.observe(Timestamp::now(), &observation) {
+            if let (true, Effect::Notify(notice)) = (options.notify, &effect) {
+                let notifier = notifier.clone();
+                let notice = notice.clone();
+                tokio::spawn(async move {
+                    let _ = notifier.show(&notice).await;
+                });
+            }
+            if effects.send(effect).is_err() {
+                return;
+            }
+        }
+        let pause = if monitor.busy() {
+            options.busy_poll
+        } else {
+            options.idle_poll
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = wake.notified() => {
+                // Let a burst of file events settle into one poll.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Some(event) = device_rx.recv() => match event {
+                DeviceEvent::Attached(d) => {
+                    let (addr, tx) = (options.usbmuxd.clone(), facts_tx.clone());
+                    let udid = d.udid.clone();
+                    attached.insert(d.udid.clone(), (d, None));
+                    // Facts are read once per attach, off the loop.
+                    if let Some(addr) = addr {
+                        tokio::spawn(async move {
+                            if let Ok(f) = device::facts(&addr, Some(&udid), device::DEADLINE).await {
+                                let _ = tx.send(f);
+                            }
+                        });
+                    }
+                }
+                DeviceEvent::Detached(d) => {
+                    attached.remove(&d.udid);
+                }
+                DeviceEvent::MuxUnavailable(e) => tracing::info!(error = %e, "watching folders and programs only"),
+                DeviceEvent::MuxAvailable => {}
+            },
+            Some(facts) = facts_rx.recv() => {
+                if let Some((_, slot)) = attached.get_mut(&facts.udid) {
+                    *slot = Some(facts);
+                }
+            }
+            _ = effects.closed() => return,
+        }
+    }
+}
+
+/// Wakes the loop when anything changes in a backup root or directly in a
+/// phone's backup folder (Status.plist, Manifest.db, new hashed folders).
+struct FolderWatcher {
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+}
+
+impl FolderWatcher {
+    fn new(wake: Arc<Notify>) -> FolderWatcher {
+        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+            wake.notify_one();
+        })
+        .inspect_err(|e| tracing::warn!(error = %e, "file-system events unavailable; polling only"))
+        .ok();
+        FolderWatcher {
+            watcher,
+            watched: HashSet::new(),
+        }
+    }
+
+    /// Watches the roots and the phone folders in them, once each.
+    fn follow(&mut self, roots: &[PathBuf]) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let mut wanted: Vec<PathBuf> = roots.to_vec();
+        for root in roots {
+            if let Ok(entries) = std::fs::read_dir(root) {
+                wanted.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        for path in wanted {
+            if !self.watched.contains(&path)
+                && watcher.watch(&path, RecursiveMode::NonRecursive).is_ok()
+            {
+                self.watched.insert(path);
+            }
+        }
+        self.watched.retain(|p| p.exists());
+    }
+}

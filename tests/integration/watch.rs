@@ -1,0 +1,237 @@
+//! `unstuck watch` end to end: the simulated iPhone, a backup made by
+//! Debian's idevicebackup2 (a program no one here wrote), and the real
+//! binary watching it. Real time: the stall threshold is 2 s and the phone
+//! sends about 1 MB/s, so each test takes a few seconds.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use unstuck::sim::{Sim, SimConfig, SimEvent, Stall};
+
+use super::sim::{UDID, config};
+use crate::util::{self, Home};
+
+fn idevicebackup2_present(test: &str) -> bool {
+    let present = Command::new("idevicebackup2")
+        .arg("--help")
+        .output()
+        .is_ok();
+    if !present {
+        eprintln!("SKIPPED {test}: idevicebackup2 is not installed");
+    }
+    present
+}
+
+/// A phone whose backup takes a few seconds.
+fn slow_config() -> SimConfig {
+    let mut c = config();
+    c.content.files = 60;
+    c.content.file_size = 64 * 1024;
+    c.throughput = Some(1_000_000);
+    c.fit_storage_to_content();
+    c
+}
+
+struct Watching {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, serde_json::Value)>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `unstuck watch --json` on `root` with short thresholds.
+fn watch(home: &Home, sim: &Sim, root: &std::path::Path) -> Watching {
+    std::fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
+    std::fs::write(
+        home.config_file(),
+        "[monitor]\npoll_seconds_busy = 1\npoll_seconds_idle = 1\ncopying_stall_seconds = 2\nstarting_stall_seconds = 5\n",
+    )
+    .unwrap();
+    let mut child = home
+        .command(&[
+            "watch",
+            "--json",
+            "--no-notify",
+            "--backup-root",
+            root.to_str().unwrap(),
+        ])
+        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send((Instant::now(), v));
+            }
+        }
+    });
+    Watching { child, lines: rx }
+}
+
+impl Watching {
+    /// The first state change to `state` within `limit`.
+    fn wait_for(&self, state: &str, limit: Duration) -> (Instant, serde_json::Value) {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let (at, v) = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {state:?} within {limit:?}"));
+            if v["effect"] == "state_changed" && v["state"]["state"] == state {
+                return (at, v);
+            }
+        }
+    }
+}
+
+fn backup(sim: &Sim, dir: &std::path::Path) -> Child {
+    Command::new("idevicebackup2")
+        .args(["backup", "--full"])
+        .arg(dir)
+        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn causes(v: &serde_json::Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["cause"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_stalled_idevicebackup2_is_reported_within_the_threshold() {
+    if !idevicebackup2_present("a_stalled_idevicebackup2_is_reported_within_the_threshold") {
+        return;
+    }
+    let _programs = util::backup_programs_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut c = slow_config();
+    c.stall = Some(Stall {
+        at_percent: 40.0,
+        duration: Duration::from_secs(60),
+    });
+    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watching = watch(&home, &sim, dir.path());
+    let mut tool = backup(&sim, dir.path());
+    let (_, running) = watching.wait_for("running", Duration::from_secs(20));
+    assert_eq!(running["state"]["tool"], "idevicebackup2");
+    let (stalled_at, stalled) = watching.wait_for("stalled", Duration::from_secs(30));
+    let (phone_stalled_at, _) = sim
+        .events_at()
+        .into_iter()
+        .find(|(_, e)| matches!(e, SimEvent::Stalled { .. }))
+        .expect("the phone stalled");
+    assert_eq!(stalled["state"]["phase"], "copying");
+    assert_eq!(causes(&stalled)[0], "process_hung", "{stalled:#}");
+    // Within the threshold (2 s) + 2 s of the phone going quiet.
+    let after = stalled_at.duration_since(phone_stalled_at);
+    assert!(
+        after <= Duration::from_secs(4),
+        "stalled reported {after:?} after the phone went quiet"
+    );
+    let _ = tool.kill();
+    let _ = tool.wait();
+}
+
+#[test]
+fn an_unplug_is_a_stall_that_names_the_cable() {
+    if !idevicebackup2_present("an_unplug_is_a_stall_that_names_the_cable") {
+        return;
+    }
+    let _programs = util::backup_programs_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut c = slow_config();
+    c.unplug_at_percent = Some(70.0);
+    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watching = watch(&home, &sim, dir.path());
+    let mut tool = backup(&sim, dir.path());
+    watching.wait_for("running", Duration::from_secs(20));
+    let (_, stalled) = watching.wait_for("stalled", Duration::from_secs(30));
+    assert!(sim.events().contains(&SimEvent::Detached));
+    let causes = causes(&stalled);
+    assert_eq!(causes[0], "detached", "{stalled:#}");
+    let _ = tool.kill();
+    let _ = tool.wait();
+}
+
+#[test]
+fn a_full_backup_disk_is_named_when_the_backup_fails() {
+    if !idevicebackup2_present("a_full_backup_disk_is_named_when_the_backup_fails") {
+        return;
+    }
+    let _programs = util::backup_programs_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut c = slow_config();
+    // A phone with far more data than this computer has room for.
+    c.disk_capacity = 2_000_000_000_000;
+    c.disk_free = 1_000_000_000;
+    c.claimed_backup_bytes = Some(1 << 50);
+    c.first_message_delay = Duration::from_secs(2);
+    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watching = watch(&home, &sim, dir.path());
+    // Let the watcher read the phone's facts first.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut tool = backup(&sim, dir.path());
+    watching.wait_for("running", Duration::from_secs(20));
+    let (_, failed) = watching.wait_for("failed", Duration::from_secs(30));
+    assert!(
+        causes(&failed).contains(&"host_disk_full".to_owned()),
+        "{failed:#}"
+    );
+    let _ = tool.wait();
+}
+
+#[test]
+fn watch_once_says_how_things_stand_in_its_exit_code() {
+    let _programs = util::backup_programs_lock();
+    let home = Home::new();
+    let root = tempfile::tempdir().unwrap();
+    let ok = unstuck::synthetic::SyntheticBackup::new(UDID, util::days_ago(1));
+    ok.write(root.path()).unwrap();
+    let run = home.run(&[
+        "watch",
+        "--once",
+        "--no-notify",
+        "--backup-root",
+        root.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code(), Some(0), "{}{}", run.stdout(), run.stderr());
+
+    let broken = tempfile::tempdir().unwrap();
+    let mut b = unstuck::synthetic::SyntheticBackup::new(UDID, util::days_ago(1));
+    b.finish = unstuck::synthetic::Finish::EmptyManifestPlist;
+    b.write(broken.path()).unwrap();
+    let run = home.run(&[
+        "watch",
+        "--once",
+        "--no-notify",
+        "--backup-root",
+        broken.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code(), Some(3), "{}{}", run.stdout(), run.stderr());
+    assert!(run.stdout().contains("did not finish"), "{}", run.stdout());
+}
