@@ -13,6 +13,8 @@ mod device;
 mod engine;
 /// Real Apple-written backups from the shared fixtures folder.
 mod fixtures;
+/// Notifications on a real DBus session bus with dunst.
+mod notify;
 /// The simulated iPhone, checked by libimobiledevice's tools (written by others).
 mod peers;
 /// The reader never changes a byte or a timestamp inside a backup.
