@@ -124,8 +124,14 @@ struct FolderWatcher {
 
 impl FolderWatcher {
     fn new(wake: Arc<Notify>) -> FolderWatcher {
-        let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            wake.notify_one();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Reading a folder's files (as sampling does) is an access
+            // event: waking on it would make the monitor wake itself.
+            if let Ok(event) = event
+                && !matches!(event.kind, notify::EventKind::Access(_))
+            {
+                wake.notify_one();
+            }
         })
         .inspect_err(|e| tracing::warn!(error = %e, "file-system events unavailable; polling only"))
         .ok();
