@@ -8,6 +8,10 @@
 //!   errors that say what to do; every request with a deadline.
 //! - `engine`: Unstuck's own backups over mobilebackup2: pre-flight, a
 //!   watchdog with bounded restarts, the last complete backup kept safe.
+//! - `monitor`: watches every backup; decides states, causes and notices
+//!   from plain observations (`core`), reads the world (`observe`), loops
+//!   (`shell`).
+//! - `notify`: desktop notifications with a time-out.
 //! - `config`: the settings file, checked key by key, and Unstuck's own folders.
 //! - `cli`: the command line, from parsed arguments to output.
 //! - `sim`: a simulated iPhone that speaks usbmuxd, lockdownd (TLS) and

@@ -162,3 +162,31 @@ impl FolderWatcher {
         self.watched.retain(|p| p.exists());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading a backup's files must not wake the monitor, or sampling wakes
+    /// it again, forever (seen as ~50 wake-ups/s of an idle watch). A real
+    /// wait: inotify delivers its events on its own thread; 300 ms bounds it.
+    #[tokio::test]
+    async fn reading_files_does_not_wake_the_monitor_but_writing_does() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("00008120-001A2B3C4D5E6F70");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("Status.plist"), b"x").unwrap();
+        let wake = Arc::new(Notify::new());
+        let mut watcher = FolderWatcher::new(wake.clone());
+        watcher.follow(&[root.path().to_path_buf()]);
+        let quiet = Duration::from_millis(300);
+
+        let _ = std::fs::read(folder.join("Status.plist")).unwrap();
+        let woke = tokio::time::timeout(quiet, wake.notified()).await;
+        assert!(woke.is_err(), "a read woke the monitor");
+
+        std::fs::write(folder.join("Status.plist"), b"changed").unwrap();
+        let woke = tokio::time::timeout(quiet, wake.notified()).await;
+        assert!(woke.is_ok(), "a write did not wake the monitor");
+    }
+}
