@@ -167,7 +167,15 @@ impl Monitor {
                 track.name = phone.name.clone();
             }
             let before = track.state.clone();
-            step(&self.config, track, now, phone, &processes, first_sight);
+            step(
+                &self.config,
+                track,
+                now,
+                phone,
+                &processes,
+                first_sight,
+                observation.network_up,
+            );
             if let (PhoneState::Running(running), true) =
                 (&track.state, same_kind(&track.state, &before))
             {
@@ -245,6 +253,7 @@ fn step(
     phone: &PhoneObservation,
     processes: &[&BackupProcess],
     first_sight: bool,
+    network_up: Option<bool>,
 ) {
     let folder = phone.folder.as_ref();
     let bytes = folder.map_or(t.bytes, |f| f.bytes);
@@ -302,7 +311,7 @@ fn step(
                 at: now,
                 code: None,
             };
-            t.findings = diagnose(t, now, phone, processes, None, saw_device);
+            t.findings = diagnose(t, now, phone, processes, None, saw_device, network_up);
             t.run = None;
         } else if !matches!(
             t.state,
@@ -367,7 +376,15 @@ fn step(
                 phase,
                 tool,
             };
-            t.findings = diagnose(t, now, phone, processes, Some(phase), saw_device);
+            t.findings = diagnose(
+                t,
+                now,
+                phone,
+                processes,
+                Some(phase),
+                saw_device,
+                network_up,
+            );
         }
         return;
     }
@@ -427,23 +444,28 @@ fn diagnose(
     processes: &[&BackupProcess],
     phase: Option<RunPhase>,
     was_attached: bool,
+    network_up: Option<bool>,
 ) -> Vec<Finding> {
     let mut found = Vec::new();
     let quiet = now.duration_since(t.last_progress);
     let minutes = |d: SignedDuration| humanize::duration(d);
     if phone.device.is_none() && was_attached {
         let wifi = t.link == Some(crate::device::Link::Wifi);
+        let mut evidence = vec![if wifi {
+            "the iPhone, synced over Wi-Fi, is no longer seen by usbmuxd".to_owned()
+        } else {
+            "the iPhone is no longer attached (usbmuxd reported it detached)".to_owned()
+        }];
+        if wifi && network_up == Some(false) {
+            evidence.push("this computer has no network connection up".to_owned());
+        }
         found.push(Finding {
             cause: if wifi {
                 Cause::WifiLost
             } else {
                 Cause::Detached
             },
-            evidence: vec![if wifi {
-                "the iPhone, synced over Wi-Fi, is no longer seen by usbmuxd".to_owned()
-            } else {
-                "the iPhone is no longer attached (usbmuxd reported it detached)".to_owned()
-            }],
+            evidence,
             actions: vec![Action::NetworkAdvice, Action::RestartBackup],
         });
     }
@@ -503,6 +525,16 @@ fn diagnose(
             });
         }
     }
+    let ios = phone.device.as_ref().and_then(|d| d.ios_version.as_deref());
+    for p in processes.iter().filter(|p| !p.helper) {
+        if let Some(evidence) = outdated(&p.name, p.version.as_deref(), ios) {
+            found.push(Finding {
+                cause: Cause::OutdatedSoftware,
+                evidence: vec![evidence],
+                actions: vec![Action::RestartBackup],
+            });
+        }
+    }
     if let Some(folder) = &phone.folder
         && (folder.empty_manifest_plist || (folder.stale_snapshot && phase.is_none()))
     {
@@ -528,6 +560,37 @@ fn diagnose(
         });
     }
     found
+}
+
+/// Release years of the backup programs whose versions are known, and of
+/// iOS versions: a program released before the phone's iOS may not know its
+/// changes. A guess with its evidence, never a verdict.
+const TOOL_YEARS: [(&str, &str, i32); 3] = [
+    ("idevicebackup2", "1.2.0", 2015),
+    ("idevicebackup2", "1.3.0", 2020),
+    ("pymobiledevice3", "1.0.0", 2022),
+];
+
+fn ios_year(ios: &str) -> Option<i32> {
+    let major: i32 = ios.split('.').next()?.parse().ok()?;
+    match major {
+        // iOS 26 followed iOS 18 in 2025.
+        26.. => Some(2025 + (major - 26)),
+        7..=18 => Some(2006 + major),
+        _ => None,
+    }
+}
+
+fn outdated(tool: &str, version: Option<&str>, ios: Option<&str>) -> Option<String> {
+    let version = version?;
+    let (_, _, tool_year) = TOOL_YEARS
+        .iter()
+        .find(|(t, v, _)| *t == tool && *v == version)?;
+    let ios = ios?;
+    let ios_year = ios_year(ios)?;
+    (ios_year > *tool_year).then(|| {
+        format!("{tool} {version} ({tool_year}) is older than iOS {ios} ({ios_year}) and may not know it: update it, or back up with Unstuck")
+    })
 }
 
 fn notice_for(config: &MonitorConfig, udid: &str, t: &Track) -> Option<Notice> {
@@ -655,12 +718,17 @@ mod tests {
             cpu_percent: 0.0,
             written_bytes: written,
             udid: None,
+            version: None,
             helper: false,
         }
     }
 
     fn obs(phones: Vec<PhoneObservation>, processes: Vec<BackupProcess>) -> Observation {
-        Observation { phones, processes }
+        Observation {
+            phones,
+            processes,
+            network_up: Some(true),
+        }
     }
 
     /// Feeds (seconds, observation) pairs and returns, per step, the state
@@ -965,5 +1033,59 @@ mod tests {
         p.folder.as_mut().unwrap().empty_manifest_plist = true;
         monitor.observe(at(5), &obs(vec![p], vec![]));
         assert_eq!(findings(&monitor, A), [Cause::Leftovers]);
+    }
+
+    #[test]
+    fn an_old_backup_program_for_a_new_ios_is_named() {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        p.device.as_mut().unwrap().ios_version = Some("17.5".into());
+        let old = BackupProcess {
+            version: Some("1.3.0".into()),
+            ..process(1_000)
+        };
+        monitor.observe(at(0), &obs(vec![p.clone()], vec![old.clone()]));
+        monitor.observe(at(200), &obs(vec![p.clone()], vec![old]));
+        let (.., f) = monitor.states().into_iter().next().unwrap();
+        let outdated = f
+            .iter()
+            .find(|f| f.cause == Cause::OutdatedSoftware)
+            .expect("named");
+        assert!(
+            outdated.evidence[0]
+                .contains("idevicebackup2 1.3.0 (2020) is older than iOS 17.5 (2023)")
+        );
+        // The same program with an iOS it predates nothing of: no such finding.
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        p.device.as_mut().unwrap().ios_version = Some("13.7".into());
+        let old = BackupProcess {
+            version: Some("1.3.0".into()),
+            ..process(1_000)
+        };
+        monitor.observe(at(0), &obs(vec![p.clone()], vec![old.clone()]));
+        monitor.observe(at(200), &obs(vec![p], vec![old]));
+        assert!(!findings(&monitor, A).contains(&Cause::OutdatedSoftware));
+        assert_eq!(ios_year("26.1"), Some(2025));
+        assert_eq!(ios_year("18.0"), Some(2024));
+        assert_eq!(ios_year("x"), None);
+    }
+
+    #[test]
+    fn a_lost_wifi_link_says_when_the_computer_is_offline() {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        p.device.as_mut().unwrap().link = Some(Link::Wifi);
+        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1)]));
+        p.device = None;
+        let mut offline = obs(vec![p], vec![process(1)]);
+        offline.network_up = Some(false);
+        monitor.observe(at(2), &offline);
+        let (.., f) = monitor.states().into_iter().next().unwrap();
+        assert_eq!(f[0].cause, Cause::WifiLost);
+        assert!(
+            f[0].evidence
+                .iter()
+                .any(|e| e.contains("no network connection"))
+        );
     }
 }

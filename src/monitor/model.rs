@@ -14,6 +14,9 @@ use crate::device::Link;
 pub struct Observation {
     pub phones: Vec<PhoneObservation>,
     pub processes: Vec<BackupProcess>,
+    /// Whether this computer has a network interface up (one with an
+    /// address, loopback aside); `None` when unknown.
+    pub network_up: Option<bool>,
 }
 
 /// One phone: its backup folder (if there is one) and, while attached, the
@@ -66,6 +69,8 @@ pub struct BackupProcess {
     pub written_bytes: u64,
     /// The phone named on its command line, if any.
     pub udid: Option<String>,
+    /// The program's version (`--version`), when it says.
+    pub version: Option<String>,
     /// A program that only helps (iTunes, Apple Devices, AMPDevicesAgent):
     /// always running, so its writes count as progress but its presence does
     /// not mean a backup is on.
@@ -163,6 +168,7 @@ pub enum Cause {
     WrongPassword,
     ProcessHung,
     Leftovers,
+    OutdatedSoftware,
     Overdue,
     Unknown,
 }
@@ -178,6 +184,7 @@ impl Cause {
             Cause::WrongPassword => "the backup password is wrong",
             Cause::ProcessHung => "the backup program is waiting and writing nothing",
             Cause::Leftovers => "an interrupted backup left files that make backups fail",
+            Cause::OutdatedSoftware => "the backup program may be too old for this iOS",
             Cause::Overdue => "no recent complete backup",
             Cause::Unknown => "no progress, cause unknown",
         }

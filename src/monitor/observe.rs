@@ -47,6 +47,8 @@ struct FolderCache {
 pub struct Sampler {
     folders: HashMap<PathBuf, FolderCache>,
     system: Option<System>,
+    /// `--version` of each backup program, by executable.
+    versions: HashMap<PathBuf, Option<String>>,
 }
 
 /// An attached phone and, once read, its facts.
@@ -112,6 +114,7 @@ impl Sampler {
         Observation {
             phones,
             processes: self.processes(),
+            network_up: network_up(),
         }
     }
 
@@ -235,6 +238,7 @@ impl Sampler {
                 .with_disk_usage(),
         );
         let me = std::process::id();
+        let versions = &mut self.versions;
         let mut found: Vec<BackupProcess> = system
             .processes()
             .values()
@@ -264,8 +268,21 @@ impl Sampler {
                     .windows(2)
                     .find(|w| w[0] == "-u" || w[0] == "--udid")
                     .and_then(|w| backup_folder::normalize_udid(&w[1]));
+                // Only programs known to answer --version harmlessly are asked.
+                let version = if helper || !matches!(program, "idevicebackup2" | "pymobiledevice3")
+                {
+                    None
+                } else {
+                    p.exe().and_then(|exe| {
+                        versions
+                            .entry(exe.to_path_buf())
+                            .or_insert_with(|| version_of(exe))
+                            .clone()
+                    })
+                };
                 Some(BackupProcess {
                     name: program.to_owned(),
+                    version,
                     pid: p.pid().as_u32(),
                     cpu_percent: p.cpu_usage(),
                     written_bytes: p.disk_usage().total_written_bytes,
@@ -277,6 +294,35 @@ impl Sampler {
         found.sort_by_key(|p| p.pid);
         found
     }
+}
+
+/// What `<exe> --version` says, as its last word ("idevicebackup2 1.3.0").
+fn version_of(exe: &Path) -> Option<String> {
+    let out = std::process::Command::new(exe)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let word = text.split_whitespace().last()?;
+    word.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit())
+        .then(|| word.to_owned())
+}
+
+/// Whether an interface other than loopback has an address.
+fn network_up() -> Option<bool> {
+    let networks = sysinfo::Networks::new_with_refreshed_list().ok()?;
+    Some(networks.iter().any(|(name, data)| {
+        // "lo" on Linux, "lo0" on macOS, "Loopback Pseudo-Interface" on Windows.
+        let loopback = name
+            .to_string_lossy()
+            .to_ascii_lowercase()
+            .starts_with("lo");
+        !loopback && !data.ip_networks().is_empty()
+    }))
 }
 
 /// Files and bytes directly in `dir` (the hashed sub-folders are flat).
