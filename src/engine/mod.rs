@@ -10,6 +10,7 @@ pub mod codes;
 mod delegate;
 mod host;
 pub mod preflight;
+pub mod record;
 pub mod snapshot;
 pub mod watchdog;
 

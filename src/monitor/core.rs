@@ -307,11 +307,16 @@ fn step(
     if !active {
         if running_before {
             let saw_device = was_attached || t.run.is_some_and(|r| r.saw_device);
-            t.state = PhoneState::Failed {
-                at: now,
-                code: None,
-            };
+            let code = phone
+                .engine
+                .as_ref()
+                .filter(|e| e.state == crate::engine::record::RunState::Failed)
+                .and_then(|e| e.error_code);
+            t.state = PhoneState::Failed { at: now, code };
             t.findings = diagnose(t, now, phone, processes, None, saw_device, network_up);
+            if let Some(code) = code {
+                t.findings.insert(0, finding_for_code(code));
+            }
             t.run = None;
         } else if !matches!(
             t.state,
@@ -399,9 +404,16 @@ fn step(
         _ => 0.0,
     };
     let expected = expected_bytes(phone);
-    let percent = expected
-        .filter(|e| *e > 0)
-        .map(|e| (run_bytes as f64 * 100.0 / e as f64).min(99.0));
+    let exact = phone
+        .engine
+        .as_ref()
+        .filter(|e| e.state == crate::engine::record::RunState::Running)
+        .and_then(|e| e.percent);
+    let percent = exact.or_else(|| {
+        expected
+            .filter(|e| *e > 0)
+            .map(|e| (run_bytes as f64 * 100.0 / e as f64).min(99.0))
+    });
     let eta_secs = match (expected, rate > 0.0) {
         (Some(e), true) => Some((e.saturating_sub(run_bytes) as f64 / rate) as u64),
         _ => None,
@@ -412,7 +424,7 @@ fn step(
         since,
         bytes: run_bytes,
         percent,
-        estimated: true,
+        estimated: exact.is_none(),
         rate,
         eta_secs,
     });
@@ -562,6 +574,40 @@ fn diagnose(
     found
 }
 
+/// What a phone's ErrorCode says about the cause, when Unstuck's own backup
+/// reported one.
+fn finding_for_code(code: u64) -> Finding {
+    let meaning = crate::engine::codes::meaning(code);
+    let (cause, actions) = match code {
+        207 => (Cause::WrongPassword, vec![Action::EncryptionReset]),
+        105 => (
+            Cause::HostDiskFull,
+            vec![Action::StorageCleanup, Action::RestartBackup],
+        ),
+        208 => (Cause::PasscodeWait, vec![Action::RestartBackup]),
+        205 => (
+            Cause::Leftovers,
+            vec![Action::StorageCleanup, Action::RestartBackup],
+        ),
+        3 => (
+            Cause::Unknown,
+            vec![Action::RestartPhone, Action::RestartBackup],
+        ),
+        _ => (
+            Cause::Unknown,
+            vec![Action::RestartBackup, Action::RestartPhone],
+        ),
+    };
+    Finding {
+        cause,
+        evidence: vec![format!(
+            "the iPhone ended the backup with error {code}: {}",
+            meaning.cause
+        )],
+        actions,
+    }
+}
+
 /// Release years of the backup programs whose versions are known, and of
 /// iOS versions: a program released before the phone's iOS may not know its
 /// changes. A guess with its evidence, never a verdict.
@@ -708,6 +754,7 @@ mod tests {
                 used: Some(100_000_000),
                 will_encrypt: Some(false),
             }),
+            engine: None,
         }
     }
 
@@ -1087,5 +1134,58 @@ mod tests {
                 .iter()
                 .any(|e| e.contains("no network connection"))
         );
+    }
+
+    #[test]
+    fn unstucks_own_backup_is_exact_and_its_error_code_names_the_cause() {
+        use crate::engine::record::RunState;
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let own = |bytes| BackupProcess {
+            name: "unstuck".into(),
+            udid: Some(A.into()),
+            ..process(bytes)
+        };
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        p.engine = Some(EngineRun {
+            state: RunState::Running,
+            percent: Some(42.0),
+            bytes: 1_000,
+            error_code: None,
+            updated: at(0),
+        });
+        let effects = monitor.observe(at(0), &obs(vec![p.clone()], vec![own(1_000)]));
+        let running = effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::StateChanged {
+                    state: PhoneState::Running(r),
+                    ..
+                } => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(running.percent, Some(42.0));
+        assert!(!running.estimated);
+        p.engine = Some(EngineRun {
+            state: RunState::Failed,
+            percent: Some(42.0),
+            bytes: 1_000,
+            error_code: Some(207),
+            updated: at(3),
+        });
+        monitor.observe(at(3), &obs(vec![p], vec![]));
+        let (_, _, state, f) = monitor.states().into_iter().next().unwrap();
+        assert!(
+            matches!(
+                state,
+                PhoneState::Failed {
+                    code: Some(207),
+                    ..
+                }
+            ),
+            "{state:?}"
+        );
+        assert_eq!(f[0].cause, Cause::WrongPassword);
+        assert_eq!(f[0].actions, [Action::EncryptionReset]);
     }
 }

@@ -28,6 +28,18 @@ pub struct PhoneObservation {
     pub folder: Option<FolderSample>,
     /// `None` while the phone is not attached.
     pub device: Option<DeviceSample>,
+    /// Unstuck's own backup of this phone, from its run record.
+    pub engine: Option<EngineRun>,
+}
+
+/// What `unstuck backup` recorded about its run (exact, not estimated).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineRun {
+    pub state: crate::engine::record::RunState,
+    pub percent: Option<f64>,
+    pub bytes: u64,
+    pub error_code: Option<u64>,
+    pub updated: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

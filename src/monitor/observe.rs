@@ -49,6 +49,8 @@ pub struct Sampler {
     system: Option<System>,
     /// `--version` of each backup program, by executable.
     versions: HashMap<PathBuf, Option<String>>,
+    /// Where `unstuck backup` keeps its run records.
+    runs: Option<PathBuf>,
 }
 
 /// An attached phone and, once read, its facts.
@@ -57,6 +59,14 @@ pub type AttachedPhones = HashMap<String, (AttachedDevice, Option<DeviceFacts>)>
 impl Sampler {
     pub fn new() -> Sampler {
         Sampler::default()
+    }
+
+    /// A sampler that also reads `unstuck backup`'s run records in `dir`.
+    pub fn with_runs(dir: PathBuf) -> Sampler {
+        Sampler {
+            runs: Some(dir),
+            ..Sampler::default()
+        }
     }
 
     /// One observation of every backup folder in `roots`, every phone in
@@ -85,6 +95,7 @@ impl Sampler {
                         name: cache.and_then(|c| c.name.clone()),
                         folder: Some(folder),
                         device: None,
+                        engine: None,
                     },
                 );
             }
@@ -97,6 +108,7 @@ impl Sampler {
                     name: None,
                     folder: None,
                     device: None,
+                    engine: None,
                 });
             if let Some(f) = facts {
                 entry.name = f.name.clone().or(entry.name.take());
@@ -109,11 +121,37 @@ impl Sampler {
                 will_encrypt: facts.as_ref().and_then(|f| f.backup.will_encrypt),
             });
         }
+        let mut processes = self.processes();
+        let records = self
+            .runs
+            .as_deref()
+            .map(crate::engine::record::read_all)
+            .unwrap_or_default();
+        for record in records {
+            // The `unstuck backup` process of a record works for its phone,
+            // and has written what the record says.
+            if let Some(p) = processes
+                .iter_mut()
+                .find(|p| p.pid == record.pid && p.name == "unstuck")
+            {
+                p.udid = Some(record.udid.clone());
+                p.written_bytes = record.bytes;
+            }
+            if let Some(phone) = phones.get_mut(&record.udid) {
+                phone.engine = Some(EngineRun {
+                    state: record.state,
+                    percent: record.percent,
+                    bytes: record.bytes,
+                    error_code: record.error_code,
+                    updated: record.updated,
+                });
+            }
+        }
         let mut phones: Vec<PhoneObservation> = phones.into_values().collect();
         phones.sort_by(|a, b| a.udid.cmp(&b.udid));
         Observation {
             phones,
-            processes: self.processes(),
+            processes,
             network_up: network_up(),
         }
     }
@@ -242,7 +280,9 @@ impl Sampler {
         let mut found: Vec<BackupProcess> = system
             .processes()
             .values()
+            // A zombie has exited; only its parent has not noticed yet.
             .filter(|p| p.pid().as_u32() != me && p.thread_kind().is_none())
+            .filter(|p| p.status() != sysinfo::ProcessStatus::Zombie)
             .filter_map(|p| {
                 let name = p.name().to_string_lossy().into_owned();
                 let args: Vec<String> = p

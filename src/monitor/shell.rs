@@ -29,6 +29,8 @@ pub struct ShellOptions {
     pub idle_poll: Duration,
     /// Show desktop notifications.
     pub notify: bool,
+    /// Where `unstuck backup` keeps its run records.
+    pub runs: Option<PathBuf>,
 }
 
 /// Runs until `effects` is closed, sending every effect to it.
@@ -42,7 +44,10 @@ pub async fn run(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>) 
     }
     let (facts_tx, mut facts_rx) = mpsc::unbounded_channel();
     let mut watcher = FolderWatcher::new(wake.clone());
-    let mut sampler = Sampler::new();
+    let mut sampler = match options.runs.clone() {
+        Some(dir) => Sampler::with_runs(dir),
+        None => Sampler::new(),
+    };
     let mut monitor = Monitor::new(options.config);
     let mut attached = AttachedPhones::new();
     let notifier = Notifier::new();
@@ -58,7 +63,7 @@ pub async fn run(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>) 
                 (moved, o)
             })
             .await
-            .unwrap_or_else(|_| (Sampler::new(), Default::default()));
+            .unwrap_or_else(|_| (Sampler::default(), Default::default()));
             sampler = back;
             observation
         };

@@ -235,3 +235,31 @@ fn watch_once_says_how_things_stand_in_its_exit_code() {
     assert_eq!(run.code(), Some(3), "{}{}", run.stdout(), run.stderr());
     assert!(run.stdout().contains("did not finish"), "{}", run.stdout());
 }
+
+/// `unstuck backup` in another process: the watch sees its exact progress
+/// through its run record, and its ErrorCode names the cause.
+#[test]
+fn unstucks_own_backup_is_seen_exactly() {
+    let _programs = util::backup_programs_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut c = slow_config();
+    c.final_error = Some((207, "The backup password is not correct.".into()));
+    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let watching = watch(&home, &sim, dir.path());
+    let mut own = home
+        .command(&["backup", "--dest", dir.path().to_str().unwrap()])
+        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reaper = std::thread::spawn(move || own.wait());
+    let (_, running) = watching.wait_for("running", Duration::from_secs(20));
+    assert_eq!(running["state"]["tool"], "unstuck", "{running:#}");
+    let (_, failed) = watching.wait_for("failed", Duration::from_secs(30));
+    assert_eq!(failed["state"]["code"], 207, "{failed:#}");
+    assert_eq!(causes(&failed)[0], "wrong_password", "{failed:#}");
+    let _ = reaper.join();
+}

@@ -1,0 +1,82 @@
+//! A small record of a running `unstuck backup`, kept in Unstuck's data
+//! folder (never in the backup), so that the monitor in another process
+//! sees Unstuck's own backups exactly — phase, bytes, per cent, and the
+//! phone's ErrorCode when it fails — instead of estimating them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub udid: String,
+    pub pid: u32,
+    pub state: RunState,
+    pub phase: Option<super::Phase>,
+    pub bytes: u64,
+    pub percent: Option<f64>,
+    /// The phone's ErrorCode when the run failed with one.
+    pub error_code: Option<u64>,
+    pub updated: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Finished,
+    Failed,
+}
+
+/// Where the record of `udid` lives in `dir`.
+pub fn path(dir: &Path, udid: &str) -> PathBuf {
+    dir.join(format!("{udid}.json"))
+}
+
+/// Writes a record through a temporary file and a rename, so a reader never
+/// sees half of one.
+pub fn write(dir: &Path, record: &RunRecord) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let target = path(dir, &record.udid);
+    let part = target.with_extension("json.part");
+    fs::write(&part, serde_json::to_vec(record).map_err(io::Error::other)?)?;
+    fs::rename(part, target)
+}
+
+/// Every readable record in `dir`; unreadable ones are passed over.
+pub fn read_all(dir: &Path) -> Vec<RunRecord> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_slice(&fs::read(e.path()).ok()?).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage_is_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RunRecord {
+            udid: "U".into(),
+            pid: 7,
+            state: RunState::Failed,
+            phase: Some(super::super::Phase::Transferring),
+            bytes: 10,
+            percent: Some(50.0),
+            error_code: Some(207),
+            updated: Timestamp::UNIX_EPOCH,
+        };
+        write(dir.path(), &record).unwrap();
+        fs::write(dir.path().join("junk.json"), b"{").unwrap();
+        assert_eq!(read_all(dir.path()), [record]);
+    }
+}
