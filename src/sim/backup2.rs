@@ -552,25 +552,23 @@ fn previous_backup(host: &HashMap<String, Vec<u8>>, udid: &str) -> Option<HashMa
         .ok()?;
     let mut known = HashMap::new();
     for (id, blob) in rows.flatten() {
-        let modified = wire::parse_value(&blob)
-            .ok()
-            .and_then(|v| {
-                v.as_dictionary()?
-                    .get("$objects")?
-                    .as_array()?
-                    .get(1)
-                    .cloned()
-            })
-            .and_then(|o| {
-                o.as_dictionary()?
-                    .get("LastModified")?
-                    .as_unsigned_integer()
-            });
+        let modified = mbfile_number(&blob, "LastModified");
         if let Some(modified) = modified {
             known.insert(id, modified);
         }
     }
     Some(known)
+}
+
+/// A number field of an archived `MBFile` (the object after `$null`).
+fn mbfile_number(blob: &[u8], key: &str) -> Option<u64> {
+    let archive = wire::parse_value(blob).ok()?;
+    let objects = archive.as_dictionary()?.get("$objects")?.as_array()?;
+    objects
+        .get(1)?
+        .as_dictionary()?
+        .get(key)?
+        .as_unsigned_integer()
 }
 
 /// Keeps file data to a byte rate by sleeping after each piece.
@@ -676,17 +674,7 @@ fn list_manifest(db: &[u8]) -> Option<String> {
         .ok()?;
     let mut out = String::from("Domain,Path,Size");
     for (domain, path, blob) in rows.flatten() {
-        let size = wire::parse_value(&blob)
-            .ok()
-            .and_then(|v| {
-                v.as_dictionary()?
-                    .get("$objects")?
-                    .as_array()?
-                    .get(1)
-                    .cloned()
-            })
-            .and_then(|o| o.as_dictionary()?.get("Size")?.as_unsigned_integer())
-            .unwrap_or(0);
+        let size = mbfile_number(&blob, "Size").unwrap_or(0);
         out.push_str(&format!("\n{domain},{path},{size}"));
     }
     Some(out)

@@ -420,36 +420,16 @@ async fn stall_pauses_the_transfer_then_goes_on() {
     )));
 }
 
-/// Sends ChangePassword and returns the phone's ErrorCode. (idevice's own
-/// `change_password_from_path` drops the reply, so the message is framed here.)
-async fn change_password(
-    client: &mut MobileBackup2Client,
-    old: Option<&str>,
-    new: Option<&str>,
-) -> u64 {
-    let mut body = plist::Dictionary::new();
-    body.insert("MessageName".into(), "ChangePassword".into());
-    body.insert("TargetIdentifier".into(), UDID.into());
-    if let Some(old) = old {
-        body.insert("OldPassword".into(), old.into());
-    }
-    if let Some(new) = new {
-        body.insert("NewPassword".into(), new.into());
-    }
-    let message = Value::Array(vec![
-        "DLMessageProcessMessage".into(),
-        Value::Dictionary(body),
-    ]);
-    client
-        .idevice
-        .send_raw(&wire::plist_frame(&message, true))
+/// ChangePassword through the engine; the phone's ErrorCode (0 when done).
+async fn change_password(sim: &Sim, old: Option<&str>, new: Option<&str>) -> u64 {
+    let addr = unstuck::device::MuxAddress::Tcp(sim.addr());
+    match unstuck::engine::change_password(&addr, Some(UDID), old, new, unstuck::device::DEADLINE)
         .await
-        .unwrap();
-    let (tag, reply) = client.receive_dl_message().await.unwrap();
-    assert_eq!(tag, "DLMessageProcessMessage");
-    reply.as_array().unwrap()[1].as_dictionary().unwrap()["ErrorCode"]
-        .as_unsigned_integer()
-        .unwrap()
+    {
+        Ok(()) => 0,
+        Err(unstuck::engine::EngineError::Phone { code, .. }) => code,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 #[tokio::test]
@@ -458,15 +438,11 @@ async fn change_password_checks_the_old_one() {
     c.will_encrypt = true;
     c.password = Some("right".into());
     let sim = Sim::start(c).await.unwrap();
-    let mut client = backup_client(&sim).await;
-    assert_eq!(
-        change_password(&mut client, Some("wrong"), Some("new")).await,
-        207
-    );
+    assert_eq!(change_password(&sim, Some("wrong"), Some("new")).await, 207);
     assert!(sim.config().will_encrypt);
-    assert_eq!(change_password(&mut client, Some("right"), None).await, 0);
+    assert_eq!(change_password(&sim, Some("right"), None).await, 0);
     assert!(!sim.config().will_encrypt);
-    assert_eq!(change_password(&mut client, None, Some("fresh")).await, 0);
+    assert_eq!(change_password(&sim, None, Some("fresh")).await, 0);
     assert_eq!(sim.config().password.as_deref(), Some("fresh"));
     assert_eq!(
         sim.events()
