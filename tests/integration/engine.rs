@@ -13,15 +13,15 @@ use super::sim::{UDID, config};
 use crate::util;
 
 /// Options with short thresholds. Stalls here are real sockets going quiet,
-/// so the watchdog's clock is real: thresholds of a few hundred ms keep the
-/// tests short.
+/// so the watchdog's clock is real: 1 s thresholds keep the tests short and
+/// stay well above a busy machine's hiccups (the scripted stalls last 3 s).
 fn options(dest: &Path) -> BackupOptions {
     let mut o = BackupOptions::new(dest.to_path_buf());
     o.watchdog = WatchdogConfig {
-        first_message: Duration::from_millis(400),
-        passcode: Duration::from_millis(400),
-        transfer: Duration::from_millis(400),
-        finishing: Duration::from_millis(400),
+        first_message: Duration::from_secs(1),
+        passcode: Duration::from_secs(1),
+        transfer: Duration::from_secs(1),
+        finishing: Duration::from_secs(1),
     };
     o.tick = Duration::from_millis(50);
     o.restart_backoff = Duration::from_millis(50);
