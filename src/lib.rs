@@ -22,6 +22,7 @@
 //! - `humanize`: "2 days ago", "1.4 GB".
 //! - `logging`: the log file and `--verbose`.
 
+pub mod actions;
 pub mod backup_folder;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@
 mod backup;
 mod demo;
 mod devices;
+mod fix;
 #[cfg(feature = "sim")]
 mod sim;
 mod status;
@@ -95,6 +96,32 @@ pub enum Command {
         #[arg(long = "backup-root", value_name = "DIR")]
         backup_roots: Vec<PathBuf>,
     },
+    /// Run a fix: restart, restart-iphone, network, storage, encryption.
+    Fix {
+        #[arg(value_enum)]
+        fix: fix::Fix,
+        /// The iPhone's UDID; the only attached one when left out.
+        #[arg(long)]
+        udid: Option<String>,
+        /// Answer yes to the questions (not to moving a newest backup).
+        #[arg(long)]
+        yes: bool,
+        /// Also answer yes to moving the newest complete backup of a phone.
+        #[arg(long)]
+        yes_newest: bool,
+        /// restart: the folder of backups to write into.
+        #[arg(long, value_name = "DIR")]
+        dest: Option<PathBuf>,
+        /// storage: also look in this folder of backups (repeatable).
+        #[arg(long = "backup-root", value_name = "DIR")]
+        backup_roots: Vec<PathBuf>,
+        /// storage: move item N of the list to the trash (repeatable).
+        #[arg(long = "trash", value_name = "N")]
+        trash: Vec<usize>,
+        /// network: turn the iPhone's Wi-Fi sync on or off.
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        wifi_sync: Option<bool>,
+    },
     /// Show what Unstuck reports, on made-up backups in a temporary folder.
     Demo,
     /// Serve a simulated iPhone (usbmuxd, lockdownd, mobilebackup2) until Ctrl-C.
@@ -155,6 +182,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => return print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
         Command::Demo => Run::Demo,
+        Command::Fix {
+            fix,
+            udid,
+            yes,
+            yes_newest,
+            dest,
+            backup_roots,
+            trash,
+            wifi_sync,
+        } => Run::Fix(
+            fix,
+            fix::FixOptions {
+                udid,
+                yes,
+                yes_newest,
+                dest,
+                backup_roots,
+                trash,
+                wifi_sync,
+            },
+        ),
         Command::Watch {
             json,
             once,
@@ -216,6 +264,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
         Run::Demo => demo::run(&ctx),
+        Run::Fix(which, options) => fix::run(&ctx, which, options),
         Run::Watch {
             json,
             once,
@@ -255,6 +304,7 @@ enum Run {
         backup_roots: Vec<PathBuf>,
     },
     Demo,
+    Fix(fix::Fix, fix::FixOptions),
     Devices {
         json: bool,
     },
@@ -282,6 +332,14 @@ enum Run {
         /// Files, bytes per file, bytes per second.
         content: (Option<usize>, Option<usize>, Option<u64>),
     },
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{s:?}: say on or off")),
+    }
 }
 
 /// A small runtime for commands that talk to devices; two threads at most.

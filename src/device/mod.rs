@@ -339,6 +339,44 @@ pub async fn mobilebackup2(
     .await
 }
 
+/// Restarts the phone through its diagnostics service. It answers, then goes
+/// away for the time a restart takes.
+pub async fn restart_phone(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<(), DeviceError> {
+    let Session {
+        mut lockdown,
+        device,
+    } = session(addr, udid, deadline).await?;
+    let (port, ssl) = within(
+        deadline,
+        "StartService",
+        lockdown.start_service("com.apple.mobile.diagnostics_relay"),
+    )
+    .await?;
+    let (mux, switch) = addr.open(deadline).await?;
+    let mut idevice = within(
+        deadline,
+        "the connection to diagnostics_relay",
+        mux.connect_to_device(device.device_id, port, "unstuck"),
+    )
+    .await?;
+    switch.0.store(true, Ordering::Release);
+    if ssl {
+        let record = pair_record(addr, &device.udid, deadline).await?;
+        within(
+            deadline,
+            "the TLS handshake",
+            idevice.start_session(&record, false),
+        )
+        .await?;
+    }
+    let mut relay = idevice::diagnostics_relay::DiagnosticsRelayClient::new(idevice);
+    within(deadline, "Restart", relay.restart()).await
+}
+
 /// The pair record usbmuxd keeps for a phone.
 pub async fn pair_record(
     addr: &MuxAddress,

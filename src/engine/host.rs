@@ -32,7 +32,8 @@ pub fn other_backups(udid: &str) -> Vec<(String, u32)> {
     let mut found: Vec<(String, u32)> = system
         .processes()
         .values()
-        .filter(|p| p.pid().as_u32() != me)
+        // A zombie has exited; only its parent has not noticed yet.
+        .filter(|p| p.pid().as_u32() != me && p.status() != sysinfo::ProcessStatus::Zombie)
         .filter_map(|p| {
             let name = p.name().to_string_lossy().into_owned();
             let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;

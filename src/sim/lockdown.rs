@@ -17,6 +17,7 @@ use crate::wire;
 pub(crate) enum Service {
     MobileBackup2 { ssl: bool },
     NotificationProxy,
+    DiagnosticsRelay,
 }
 
 pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()> {
@@ -151,6 +152,7 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                         ssl: config.service_ssl,
                     }),
                     "com.apple.mobile.notification_proxy" => Ok(Service::NotificationProxy),
+                    "com.apple.mobile.diagnostics_relay" => Ok(Service::DiagnosticsRelay),
                     _ => Err("InvalidService"),
                 };
                 match started {
@@ -283,7 +285,48 @@ pub(crate) async fn serve_service(
             super::backup2::serve(conn, shared).await
         }
         Service::NotificationProxy => notification_proxy(conn).await,
+        Service::DiagnosticsRelay => diagnostics_relay(conn, shared).await,
     }
+}
+
+/// diagnostics_relay: Restart answers Success, then the phone goes away and
+/// comes back after `SimConfig::reboot_time`, as a restarting iPhone does.
+async fn diagnostics_relay(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()> {
+    while let Some(message) = wire::read_plist(&mut conn).await? {
+        let request = message
+            .as_dictionary()
+            .and_then(|d| d.get("Request"))
+            .and_then(Value::as_string)
+            .unwrap_or("");
+        let mut reply = Dictionary::new();
+        match request {
+            "Restart" | "Goodbye" => {
+                reply.insert("Status".into(), "Success".into());
+            }
+            _ => {
+                reply.insert("Status".into(), "UnknownRequest".into());
+            }
+        }
+        wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
+        match request {
+            "Restart" => {
+                shared.log(SimEvent::Rebooted);
+                let shared = shared.clone();
+                let back_after = shared.config().reboot_time;
+                tokio::spawn(async move {
+                    // Let the answer reach the host before the phone goes.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    shared.detach();
+                    tokio::time::sleep(back_after).await;
+                    shared.attach();
+                });
+                return Ok(());
+            }
+            "Goodbye" => return Ok(()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A notification_proxy that takes observe and post requests and stays quiet

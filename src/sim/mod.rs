@@ -123,6 +123,8 @@ pub struct SimConfig {
     pub require_escrow_bag: bool,
     /// Fail every TLS handshake (a corrupt or foreign pair record).
     pub tls_fault: bool,
+    /// How long a restart keeps the phone away.
+    pub reboot_time: Duration,
     /// Fault injection on a lockdownd request, by request name (and domain,
     /// as "GetValue com.apple.disk_usage").
     pub request_fault: Option<(String, RequestFault)>,
@@ -186,6 +188,7 @@ impl SimConfig {
             service_ssl: false,
             require_escrow_bag: true,
             tls_fault: false,
+            reboot_time: Duration::from_secs(2),
             request_fault: None,
         }
     }

@@ -3,6 +3,8 @@
 
 mod util;
 
+/// The one-click fixes.
+mod actions;
 /// Malformed and hostile folders: every one gets a row, none a panic.
 mod bad_input;
 /// The config file: created on first run, errors that name the key and line.

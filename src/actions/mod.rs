@@ -1,0 +1,58 @@
+//! The one-click fixes the tray's menu, notification buttons and
+//! `unstuck fix` offer: restart the backup (stopping a stuck program first),
+//! restart the iPhone, network advice with the Wi-Fi sync switch, storage
+//! clean-up into the trash, and the encryption reset path. Each says what it
+//! will do and asks through [`Confirm`] before anything that cannot be
+//! undone; the deciding parts are plain functions over facts.
+
+/// What to do when the backup password is forgotten: Apple's own path, which
+/// removes the password without erasing data.
+pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
+    "On the iPhone: Settings → General → Transfer or Reset iPhone → Reset → Reset All Settings (your data stays; settings such as Wi-Fi passwords and wallpaper are reset).",
+    "Unlock the iPhone and enter its passcode when asked: this removes the backup password.",
+    "Turn encryption back on with a new password: unstuck encryption on (or Encryption… in Unstuck's menu).",
+];
+
+pub mod network;
+pub mod restart;
+pub mod storage;
+
+/// Asks the user to agree before an action goes ahead. The CLI asks at a
+/// prompt (or takes `--yes`), the tray shows a dialog, tests answer.
+pub trait Confirm {
+    fn confirm(&mut self, question: &str) -> bool;
+
+    /// A second, explicit yes for what cannot be had back easily (the
+    /// newest complete backup of a phone). A blanket "yes to all" must not
+    /// answer it.
+    fn confirm_again(&mut self, question: &str) -> bool {
+        self.confirm(question)
+    }
+}
+
+/// Answers from a fixed list, in order, then no; records what was asked.
+#[derive(Debug, Default)]
+pub struct Scripted {
+    pub answers: Vec<bool>,
+    pub asked: Vec<String>,
+}
+
+impl Scripted {
+    pub fn new(answers: &[bool]) -> Scripted {
+        Scripted {
+            answers: answers.to_vec(),
+            asked: Vec::new(),
+        }
+    }
+}
+
+impl Confirm for Scripted {
+    fn confirm(&mut self, question: &str) -> bool {
+        self.asked.push(question.to_owned());
+        if self.answers.is_empty() {
+            false
+        } else {
+            self.answers.remove(0)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Network advice built from facts: how the phone is attached, its Wi-Fi
+//! sync switch, how often it dropped lately, and whether this computer is
+//! online. The first item is the most likely fix.
+
+use serde::Serialize;
+
+use crate::device::Link;
+
+/// What the advice is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// How the phone is attached now; `None` when it is not.
+    pub link: Option<Link>,
+    /// The phone's "Sync with this iPhone over Wi-Fi" switch.
+    pub wifi_sync: Option<bool>,
+    /// Detaches seen in the last minutes (a loose cable or a hub).
+    pub recent_detaches: u32,
+    pub network_up: Option<bool>,
+}
+
+/// One piece of advice; `toggle` offers the Wi-Fi sync switch in one click.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Advice {
+    pub text: String,
+    pub toggle_wifi_sync: Option<bool>,
+}
+
+fn say(text: impl Into<String>) -> Advice {
+    Advice {
+        text: text.into(),
+        toggle_wifi_sync: None,
+    }
+}
+
+/// The advice, most likely fix first.
+pub fn advise(i: &Inputs) -> Vec<Advice> {
+    let mut out = Vec::new();
+    if i.recent_detaches >= 2 {
+        out.push(say(format!(
+            "The connection dropped {} times in the last minutes: use another cable and another USB port, plugged straight into the computer (no hub).",
+            i.recent_detaches
+        )));
+    }
+    match i.link {
+        None => {
+            out.push(say("Plug the iPhone in with a cable and unlock it: USB is the steadiest way to back up."));
+            if i.wifi_sync == Some(true) {
+                out.push(say("Or keep it unlocked, charging and on the same Wi-Fi network as this computer (Wi-Fi sync is on)."));
+            }
+        }
+        Some(Link::Wifi) => {
+            if i.network_up == Some(false) {
+                out.push(say("This computer has no network connection: connect it to the Wi-Fi network the iPhone uses."));
+            }
+            out.push(say(
+                "Plug the iPhone in with a cable for a faster, steadier backup.",
+            ));
+            out.push(say(
+                "Check that the iPhone and this computer are on the same Wi-Fi network.",
+            ));
+            out.push(say(
+                "On the iPhone, turn Wi-Fi (or Airplane Mode) off and on again.",
+            ));
+            out.push(say(
+                "Move the iPhone closer to the Wi-Fi router, and keep it charging.",
+            ));
+        }
+        Some(Link::Usb) => {
+            if i.recent_detaches < 2 {
+                out.push(say("The USB connection looks steady; if backups still stop, try another cable or port."));
+            }
+            if i.wifi_sync == Some(false) {
+                out.push(Advice {
+                    text: "Turn on Wi-Fi sync so the iPhone can also back up without a cable."
+                        .into(),
+                    toggle_wifi_sync: Some(true),
+                });
+            }
+        }
+    }
+    if i.wifi_sync == Some(true) && i.link != Some(Link::Wifi) {
+        out.push(Advice {
+            text: "Wi-Fi sync is on; turn it off if the iPhone keeps switching between cable and Wi-Fi.".into(),
+            toggle_wifi_sync: Some(false),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(inputs: Inputs, first: &str, len: usize) -> Vec<Advice> {
+        let advice = advise(&inputs);
+        assert!(advice[0].text.contains(first), "{advice:#?}");
+        assert_eq!(advice.len(), len, "{advice:#?}");
+        advice
+    }
+
+    #[test]
+    fn flapping_comes_first() {
+        check(
+            Inputs {
+                link: Some(Link::Usb),
+                recent_detaches: 3,
+                ..Inputs::default()
+            },
+            "dropped 3 times",
+            1,
+        );
+    }
+
+    #[test]
+    fn wifi_advice_and_an_offline_computer() {
+        check(
+            Inputs {
+                link: Some(Link::Wifi),
+                wifi_sync: Some(true),
+                network_up: Some(false),
+                ..Inputs::default()
+            },
+            "no network connection",
+            5,
+        );
+        check(
+            Inputs {
+                link: Some(Link::Wifi),
+                network_up: Some(true),
+                ..Inputs::default()
+            },
+            "cable",
+            4,
+        );
+    }
+
+    #[test]
+    fn the_wifi_sync_switch_is_offered_both_ways() {
+        let on = check(
+            Inputs {
+                link: Some(Link::Usb),
+                wifi_sync: Some(false),
+                ..Inputs::default()
+            },
+            "steady",
+            2,
+        );
+        assert_eq!(on[1].toggle_wifi_sync, Some(true));
+        let off = check(
+            Inputs {
+                link: None,
+                wifi_sync: Some(true),
+                ..Inputs::default()
+            },
+            "Plug the iPhone in",
+            3,
+        );
+        assert_eq!(off[2].toggle_wifi_sync, Some(false));
+    }
+}

@@ -1,0 +1,276 @@
+//! `unstuck fix`: the tray's one-click fixes, headless. Each says what it
+//! will do and asks first (a prompt, or `--yes`).
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use tokio::sync::mpsc;
+
+use super::Context;
+use super::devices::mux_address;
+use crate::actions::{self, Confirm, network, restart, storage};
+use crate::backup_folder;
+use crate::device::{self, Link};
+use crate::engine::BackupOptions;
+use crate::humanize;
+
+/// Which fix.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Fix {
+    /// Stop a stuck backup program (after a yes), clear leftovers, back up again.
+    Restart,
+    /// Restart the iPhone (the fix for error 3).
+    RestartIphone,
+    /// Advice for the cable or Wi-Fi, and the Wi-Fi sync switch.
+    Network,
+    /// What takes space, and moving items to the trash.
+    Storage,
+    /// Whether backups are encrypted, and what to do about a forgotten password.
+    Encryption,
+}
+
+/// Options of `unstuck fix`.
+#[derive(Debug, Clone, Default)]
+pub struct FixOptions {
+    pub udid: Option<String>,
+    pub yes: bool,
+    pub yes_newest: bool,
+    pub dest: Option<PathBuf>,
+    pub backup_roots: Vec<PathBuf>,
+    pub trash: Vec<usize>,
+    pub wifi_sync: Option<bool>,
+}
+
+/// Asks at the terminal; `--yes` answers the ordinary questions, and only
+/// `--yes-newest` (or a typed yes) the second one about a newest backup.
+struct Prompt {
+    yes: bool,
+    yes_newest: bool,
+}
+
+impl Prompt {
+    fn ask(question: &str) -> bool {
+        if !io::stdin().is_terminal() {
+            eprintln!("{question} (no: not asked at a terminal; use --yes)");
+            return false;
+        }
+        eprint!("{question} [y/N] ");
+        let _ = io::stderr().flush();
+        let mut line = String::new();
+        let _ = io::stdin().lock().read_line(&mut line);
+        matches!(line.trim(), "y" | "Y" | "yes" | "Yes")
+    }
+}
+
+impl Confirm for Prompt {
+    fn confirm(&mut self, question: &str) -> bool {
+        if self.yes {
+            eprintln!("{question} yes (--yes)");
+            return true;
+        }
+        Prompt::ask(question)
+    }
+
+    fn confirm_again(&mut self, question: &str) -> bool {
+        if self.yes_newest {
+            eprintln!("{question} yes (--yes-newest)");
+            return true;
+        }
+        Prompt::ask(question)
+    }
+}
+
+pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
+    let mut prompt = Prompt {
+        yes: o.yes,
+        yes_newest: o.yes_newest,
+    };
+    let runtime = super::runtime()?;
+    match fix {
+        Fix::Restart => {
+            let addr = mux_address(ctx)?;
+            let dest = o.dest.clone().or_else(|| {
+                backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir)
+                    .into_iter()
+                    .next()
+            });
+            let Some(dest) = dest else {
+                bail!("this platform has no standard backup folder: give one with --dest");
+            };
+            let mut options = BackupOptions::new(dest);
+            options.udid = o.udid.clone();
+            options.watchdog = ctx.config.backup.watchdog();
+            options.max_restarts = ctx.config.backup.max_restarts;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let printer = std::thread::spawn(move || {
+                while let Some(event) = rx.blocking_recv() {
+                    if let crate::engine::BackupEvent::Stalled { phase, quiet_secs } = event {
+                        eprintln!("stalled while {phase} ({quiet_secs} s); starting again");
+                    }
+                }
+            });
+            let result =
+                runtime.block_on(restart::restart_backup(&addr, &options, &mut prompt, &tx));
+            drop(tx);
+            let _ = printer.join();
+            match result {
+                Ok(report) => {
+                    println!(
+                        "Backup complete: {} files, {} — {}",
+                        report.files,
+                        humanize::bytes(report.bytes),
+                        report.folder.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(restart::RestartError::Declined) => {
+                    println!("Nothing was changed.");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => bail!("{e}"),
+            }
+        }
+        Fix::RestartIphone => {
+            let addr = mux_address(ctx)?;
+            match runtime.block_on(restart::restart_phone(
+                &addr,
+                o.udid.as_deref(),
+                &mut prompt,
+            )) {
+                Ok(()) => {
+                    println!("The iPhone is restarting; it will be back in a minute.");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(restart::RestartError::Declined) => {
+                    println!("Nothing was changed.");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => bail!("{e}"),
+            }
+        }
+        Fix::Network => {
+            let addr = mux_address(ctx)?;
+            let facts = runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE));
+            let (link, wifi_sync, udid) = match &facts {
+                Ok(f) => (Some(f.link), f.wifi_sync, Some(f.udid.clone())),
+                Err(_) => (None, None, None),
+            };
+            let advice = network::advise(&network::Inputs {
+                link,
+                wifi_sync,
+                recent_detaches: 0,
+                network_up: None,
+            });
+            for (n, a) in advice.iter().enumerate() {
+                println!("{}. {}", n + 1, a.text);
+            }
+            if let (Some(on), Some(udid)) = (o.wifi_sync, udid) {
+                let what = if on { "on" } else { "off" };
+                if prompt.confirm(&format!("Turn Wi-Fi sync {what} on the iPhone?")) {
+                    runtime.block_on(device::set_wifi_sync(
+                        &addr,
+                        Some(&udid),
+                        on,
+                        device::DEADLINE,
+                    ))?;
+                    println!("Wi-Fi sync is now {what}.");
+                }
+            }
+            if link == Some(Link::Usb) || link == Some(Link::Wifi) {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(1))
+            }
+        }
+        Fix::Storage => {
+            let roots: Vec<PathBuf> = backup_folder::combine_roots(
+                backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir),
+                &ctx.config.backup_roots,
+                &o.backup_roots,
+            )
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+            let items =
+                storage::survey(&roots, ctx.now, jiff::SignedDuration::from_hours(24 * 180));
+            for root in &roots {
+                if root.exists() {
+                    use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
+                    println!(
+                        "{}: {} free",
+                        root.display(),
+                        humanize::bytes(FsBackupDelegate.get_free_disk_space(root))
+                    );
+                }
+            }
+            if items.is_empty() {
+                println!("Nothing to clean up.");
+            }
+            for (n, item) in items.iter().enumerate() {
+                println!(
+                    "{:>3}. {:>9}  {}  — {}",
+                    n + 1,
+                    humanize::bytes(item.bytes),
+                    item.path.display(),
+                    item.why
+                );
+            }
+            if let Ok(addr) = mux_address(ctx)
+                && let Ok(facts) =
+                    runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE))
+            {
+                for hint in storage::phone_hints(&facts)
+                    .into_iter()
+                    .chain(storage::icloud_hint(&facts))
+                {
+                    println!("iPhone: {hint}");
+                }
+            }
+            let mut freed = 0;
+            for n in &o.trash {
+                let Some(item) = n.checked_sub(1).and_then(|i| items.get(i)) else {
+                    bail!("there is no item {n}: the list has {}", items.len());
+                };
+                match storage::move_to_trash(item, &mut prompt) {
+                    Ok(bytes) => {
+                        freed += bytes;
+                        println!("Moved {} to the trash.", item.path.display());
+                    }
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
+            if freed > 0 {
+                println!(
+                    "Freed {} (empty the trash to get it back on the disk).",
+                    humanize::bytes(freed)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Fix::Encryption => {
+            let addr = mux_address(ctx)?;
+            let facts =
+                runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE))?;
+            let name = facts.name.clone().unwrap_or_else(|| "the iPhone".into());
+            match facts.backup.will_encrypt {
+                Some(true) => {
+                    println!("Backups of {name} are encrypted.");
+                    println!(
+                        "Know the password? Turn encryption off: unstuck encryption off; change it: unstuck encryption change."
+                    );
+                    println!("Forgot it?");
+                    for (n, step) in actions::FORGOTTEN_PASSWORD_STEPS.iter().enumerate() {
+                        println!("  {}. {step}", n + 1);
+                    }
+                }
+                Some(false) => println!(
+                    "Backups of {name} are not encrypted. Encrypted backups also keep passwords, Health and Wi-Fi settings: unstuck encryption on"
+                ),
+                None => println!("{name} did not say whether its backups are encrypted."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
