@@ -52,7 +52,7 @@ pub async fn restart_backup(
             .ok_or(RestartError::StillRunning { name, pid })?;
     }
     let leftovers: Vec<storage::Item> = storage::survey(
-        &[options.dest.clone()],
+        std::slice::from_ref(&options.dest),
         jiff::Timestamp::now(),
         jiff::SignedDuration::from_hours(24 * 365 * 10),
     )

@@ -141,7 +141,7 @@ pub fn survey(roots: &[PathBuf], now: Timestamp, forgotten_after: SignedDuration
         };
         items.push(item);
     }
-    items.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    items.sort_by_key(|i| std::cmp::Reverse(i.bytes));
     items
 }
 
