@@ -44,6 +44,9 @@ pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional
 # passcode_seconds = 300
 # transfer_stall_seconds = 120
 # finishing_stall_seconds = 600
+# Restart Backup uses Unstuck's own engine. To use the platform's tool instead,
+# give its command; {udid} and {dest} are filled in. For example on macOS:
+# platform_command = ["/System/Library/PrivateFrameworks/MobileDevice.framework/Versions/Current/AppleMobileDeviceHelper.app/Contents/Resources/AppleMobileBackup", "--backup", "--target", "{udid}"]
 
 # Watching backups (unstuck watch, the tray).
 [monitor]
@@ -151,7 +154,7 @@ fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 /// The `[backup]` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
     #[serde(deserialize_with = "restarts")]
@@ -164,6 +167,7 @@ pub struct BackupConfig {
     pub transfer_stall_seconds: u64,
     #[serde(deserialize_with = "seconds")]
     pub finishing_stall_seconds: u64,
+    pub platform_command: Option<Vec<String>>,
 }
 
 impl Default for BackupConfig {
@@ -175,6 +179,7 @@ impl Default for BackupConfig {
             passcode_seconds: w.passcode.as_secs(),
             transfer_stall_seconds: w.transfer.as_secs(),
             finishing_stall_seconds: w.finishing.as_secs(),
+            platform_command: None,
         }
     }
 }
@@ -428,7 +433,15 @@ mod tests {
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.interrupted_after_minutes, 10);
         assert_eq!(config.usbmuxd_address.as_deref(), Some("127.0.0.1:27015"));
-        assert_eq!(config.backup, BackupConfig::default());
+        assert_eq!(config.backup.max_restarts, 3);
+        assert_eq!(
+            config
+                .backup
+                .platform_command
+                .as_ref()
+                .map(|c| c[1].as_str()),
+            Some("--backup")
+        );
         assert_eq!(config.monitor, MonitorSettings::default());
     }
 

@@ -37,8 +37,35 @@ pub async fn restart_backup(
     confirm: &mut dyn Confirm,
     events: &mpsc::UnboundedSender<BackupEvent>,
 ) -> Result<BackupReport, RestartError> {
+    let udid = prepare(addr, options, confirm).await?;
+    let mut options = options.clone();
+    options.udid = Some(udid);
+    Ok(engine::backup(addr, &options, events).await?)
+}
+
+/// What every restart does first: stop what is stuck (after a yes) and clear
+/// the leftovers that make the phone fail. Returns the phone's UDID.
+pub async fn prepare(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    confirm: &mut dyn Confirm,
+) -> Result<String, RestartError> {
     let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
     let udid = facts.udid.clone();
+    // Unstuck's own backup in another process: cancel it and start again.
+    if let Some(pid) = engine::lock_holder(&options.dest, &udid) {
+        if !confirm.confirm(&format!(
+            "Unstuck is already backing up this iPhone (process {pid}). Stop that backup and start again?"
+        )) {
+            return Err(RestartError::Declined);
+        }
+        if !stop(pid).await {
+            return Err(RestartError::StillRunning {
+                name: "unstuck".into(),
+                pid,
+            });
+        }
+    }
     for (name, pid) in engine::other_backups(&udid) {
         let question = format!(
             "{name} (process {pid}) is backing up this iPhone but is stuck. Stop it and start again with Unstuck?"
@@ -68,9 +95,29 @@ pub async fn restart_backup(
     for item in &leftovers {
         storage::move_to_trash(item, confirm)?;
     }
-    let mut options = options.clone();
-    options.udid = Some(udid);
-    Ok(engine::backup(addr, &options, events).await?)
+    Ok(udid)
+}
+
+/// Runs the platform's own backup tool instead of Unstuck's engine: the
+/// command from the config file (`[backup] platform_command`), with
+/// `{udid}` and `{dest}` filled in. Its flags are configuration, not
+/// something Unstuck knows for certain.
+pub async fn run_platform_command(
+    command: &[String],
+    udid: &str,
+    dest: &std::path::Path,
+) -> Result<std::process::ExitStatus, std::io::Error> {
+    let fill = |a: &String| {
+        a.replace("{udid}", udid)
+            .replace("{dest}", &dest.to_string_lossy())
+    };
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("platform_command is empty"))?;
+    tokio::process::Command::new(fill(program))
+        .args(args.iter().map(fill))
+        .status()
+        .await
 }
 
 /// Asks a process to stop (SIGTERM), waits up to 5 s, then insists.

@@ -103,6 +103,31 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
             options.udid = o.udid.clone();
             options.watchdog = ctx.config.backup.watchdog();
             options.max_restarts = ctx.config.backup.max_restarts;
+            if let Some(command) = ctx.config.backup.platform_command.clone() {
+                let udid = match runtime.block_on(restart::prepare(&addr, &options, &mut prompt)) {
+                    Ok(udid) => udid,
+                    Err(restart::RestartError::Declined) => {
+                        println!("Nothing was changed.");
+                        return Ok(ExitCode::from(1));
+                    }
+                    Err(e) => bail!("{e}"),
+                };
+                let status = runtime
+                    .block_on(restart::run_platform_command(
+                        &command,
+                        &udid,
+                        &options.dest,
+                    ))
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot run platform_command {:?}: {e}", command[0])
+                    })?;
+                println!("{} ended with {status}.", command[0]);
+                return Ok(if status.success() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let (tx, mut rx) = mpsc::unbounded_channel();
             let printer = std::thread::spawn(move || {
                 while let Some(event) = rx.blocking_recv() {

@@ -64,7 +64,10 @@ fn alive(pid: u32) -> bool {
     };
     let pid = Pid::from_u32(pid);
     system.refresh_processes(ProcessesToUpdate::Some(&[pid]), true);
-    system.process(pid).is_some()
+    // A zombie has exited; only its parent has not noticed yet.
+    system
+        .process(pid)
+        .is_some_and(|p| p.status() != sysinfo::ProcessStatus::Zombie)
 }
 
 /// Held while Unstuck backs up one phone into one destination; a second
@@ -105,6 +108,13 @@ impl BackupLock {
         }
         Err(io::Error::other("the backup lock keeps reappearing"))
     }
+}
+
+/// The live process holding the lock for `udid` in `dest`, if any.
+pub fn lock_holder(dest: &Path, udid: &str) -> Option<u32> {
+    let text = fs::read_to_string(dest.join(format!(".unstuck-{udid}.lock"))).ok()?;
+    let pid = text.trim().parse::<u32>().ok()?;
+    (pid != std::process::id() && alive(pid)).then_some(pid)
 }
 
 impl Drop for BackupLock {

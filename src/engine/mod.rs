@@ -31,7 +31,7 @@ use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
 use delegate::Delegate;
 pub use delegate::Observed;
-pub use host::{BackupLock, other_backups};
+pub use host::{BackupLock, lock_holder, other_backups};
 use preflight::Problem;
 use snapshot::Snapshot;
 pub use watchdog::{Phase, Stall, WatchdogConfig};

@@ -255,3 +255,87 @@ fn encryption_guidance() {
         out.stdout()
     );
 }
+
+#[test]
+fn restart_can_use_the_platform_tool_from_the_config() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime.block_on(Sim::start(config())).unwrap();
+    let home = Home::new();
+    std::fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
+    std::fs::write(
+        home.config_file(),
+        "[backup]\nplatform_command = [\"sh\", \"-c\", \"echo {udid} > '{dest}/ran'\"]\n",
+    )
+    .unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let out = util::Run(
+        home.command(&[
+            "fix",
+            "restart",
+            "--yes",
+            "--dest",
+            dest.path().to_str().unwrap(),
+        ])
+        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+        .output()
+        .unwrap(),
+    );
+    out.success();
+    let ran = std::fs::read_to_string(dest.path().join("ran")).unwrap();
+    assert_eq!(ran.trim(), UDID);
+    assert!(
+        !sim.events()
+            .iter()
+            .any(|e| matches!(e, SimEvent::BackupStarted { .. }))
+    );
+}
+
+/// Unstuck's own backup, stuck in another process, is stopped after a yes
+/// and the backup made again.
+#[test]
+fn restart_replaces_a_stuck_unstuck_backup() {
+    let _programs = util::backup_programs_lock();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut c = config();
+    c.first_message_delay = Duration::from_secs(3600);
+    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let home = Home::new();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+    let mut stuck = home
+        .command(&["backup", "--dest", d])
+        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dest.path().join(format!(".unstuck-{UDID}.lock"));
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the first backup never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sim.update(|c| c.first_message_delay = Duration::ZERO);
+    let out = util::Run(
+        home.command(&["fix", "restart", "--yes", "--dest", d])
+            .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
+            .output()
+            .unwrap(),
+    );
+    out.success();
+    assert!(
+        out.stderr()
+            .contains("Unstuck is already backing up this iPhone"),
+        "{}",
+        out.stderr()
+    );
+    assert!(out.stdout().contains("Backup complete"), "{}", out.stdout());
+    assert!(stuck.wait().is_ok());
+    assert_eq!(
+        util::read(&dest.path().join(UDID)).state,
+        BackupState::Complete
+    );
+}
