@@ -88,6 +88,8 @@ struct Track {
     attached: bool,
     link: Option<crate::device::Link>,
     findings: Vec<Finding>,
+    /// When the phone went away, most recent last (a few kept).
+    detaches: Vec<Timestamp>,
 }
 
 /// The run under way: when it began, the folder's bytes then, and whether a
@@ -132,6 +134,17 @@ impl Monitor {
             .collect()
     }
 
+    /// How often `udid` went away within `window` before `now`: a loose
+    /// cable or a hub shows as several drops (network advice uses it).
+    pub fn recent_detaches(&self, udid: &str, now: Timestamp, window: SignedDuration) -> u32 {
+        self.phones.get(udid).map_or(0, |t| {
+            t.detaches
+                .iter()
+                .filter(|d| now.duration_since(**d) <= window)
+                .count() as u32
+        })
+    }
+
     /// Whether any phone is backing up (the shell polls faster then).
     pub fn busy(&self) -> bool {
         self.phones
@@ -162,6 +175,7 @@ impl Monitor {
                     attached: phone.device.is_some(),
                     link: phone.device.as_ref().and_then(|d| d.link),
                     findings: Vec::new(),
+                    detaches: Vec::new(),
                 });
             if phone.name.is_some() {
                 track.name = phone.name.clone();
@@ -270,6 +284,12 @@ fn step(
     t.written_by_processes = written;
     let was_attached = t.attached;
     t.attached = phone.device.is_some();
+    if was_attached && !t.attached {
+        t.detaches.push(now);
+        if t.detaches.len() > 16 {
+            t.detaches.remove(0);
+        }
+    }
     if let Some(link) = phone.device.as_ref().and_then(|d| d.link) {
         t.link = Some(link);
     }
@@ -1187,5 +1207,28 @@ mod tests {
         );
         assert_eq!(f[0].cause, Cause::WrongPassword);
         assert_eq!(f[0].actions, [Action::EncryptionReset]);
+    }
+
+    #[test]
+    fn drops_are_counted_for_network_advice() {
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let on = finished(100, -10);
+        let mut off = on.clone();
+        off.device = None;
+        for (i, p) in [&on, &off, &on, &off, &on, &off].into_iter().enumerate() {
+            monitor.observe(at(i as i64 * 30), &obs(vec![p.clone()], vec![]));
+        }
+        assert_eq!(
+            monitor.recent_detaches(A, at(150), SignedDuration::from_mins(10)),
+            3
+        );
+        assert_eq!(
+            monitor.recent_detaches(A, at(150), SignedDuration::from_secs(59)),
+            1
+        );
+        assert_eq!(
+            monitor.recent_detaches(B, at(150), SignedDuration::from_mins(10)),
+            0
+        );
     }
 }
