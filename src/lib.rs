@@ -2,6 +2,7 @@
 //! is complete, in progress or stuck, and why.
 //!
 //! # Layout
+//! - `actions`: the one-click fixes (restart, network, storage, encryption).
 //! - `backup_folder`: reads backup folders (plists, Manifest.db, Manifest.mbdb)
 //!   into plain data; never writes inside one.
 //! - `device`: phones through usbmuxd (idevice): attach/detach, facts, typed
