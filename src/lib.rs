@@ -24,6 +24,7 @@
 //! - `logging`: the log file and `--verbose`.
 
 pub mod actions;
+pub mod autostart;
 pub mod backup_folder;
 pub mod cli;
 pub mod config;

@@ -122,6 +122,11 @@ pub enum Command {
         #[arg(long, value_name = "on|off", value_parser = on_off)]
         wifi_sync: Option<bool>,
     },
+    /// Start Unstuck at login: on, off, or status.
+    Autostart {
+        #[arg(value_enum)]
+        action: AutostartAction,
+    },
     /// Show what Unstuck reports, on made-up backups in a temporary folder.
     Demo,
     /// Serve a simulated iPhone (usbmuxd, lockdownd, mobilebackup2) until Ctrl-C.
@@ -150,6 +155,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AutostartAction {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +194,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => return print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
         Command::Demo => Run::Demo,
+        Command::Autostart { action } => Run::Autostart(action),
         Command::Fix {
             fix,
             udid,
@@ -264,6 +277,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
         Run::Demo => demo::run(&ctx),
+        Run::Autostart(action) => autostart(action),
         Run::Fix(which, options) => fix::run(&ctx, which, options),
         Run::Watch {
             json,
@@ -304,6 +318,7 @@ enum Run {
         backup_roots: Vec<PathBuf>,
     },
     Demo,
+    Autostart(AutostartAction),
     Fix(fix::Fix, fix::FixOptions),
     Devices {
         json: bool,
@@ -332,6 +347,39 @@ enum Run {
         /// Files, bytes per file, bytes per second.
         content: (Option<usize>, Option<usize>, Option<u64>),
     },
+}
+
+fn autostart(action: AutostartAction) -> Result<ExitCode> {
+    use crate::autostart::{self as a, Status};
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    match action {
+        AutostartAction::On => {
+            a::enable(&exe)?;
+            print(|out| writeln!(out, "Unstuck now starts at login ({}).", exe.display()))
+        }
+        AutostartAction::Off => {
+            a::disable(&exe)?;
+            print(|out| writeln!(out, "Unstuck no longer starts at login."))
+        }
+        AutostartAction::Status => match a::status(&exe)? {
+            Status::On => {
+                print(|out| writeln!(out, "on: Unstuck starts at login ({}).", exe.display()))
+            }
+            Status::Off => {
+                print(|out| writeln!(out, "off: Unstuck does not start at login."))?;
+                Ok(ExitCode::from(1))
+            }
+            Status::Elsewhere(path) => {
+                print(|out| {
+                    writeln!(
+                        out,
+                        "stale: the login entry starts {path}, not this program; run `unstuck autostart on` to point it here."
+                    )
+                })?;
+                Ok(ExitCode::from(2))
+            }
+        },
+    }
 }
 
 fn on_off(s: &str) -> Result<bool, String> {

@@ -5,6 +5,8 @@ mod util;
 
 /// The one-click fixes.
 mod actions;
+/// Start at login.
+mod autostart;
 /// Malformed and hostile folders: every one gets a row, none a panic.
 mod bad_input;
 /// The config file: created on first run, errors that name the key and line.
