@@ -19,6 +19,8 @@ mod engine;
 mod fixtures;
 /// Notifications on a real DBus session bus with dunst.
 mod notify;
+/// Packaging files and icons.
+mod packaging;
 /// The simulated iPhone, checked by libimobiledevice's tools (written by others).
 mod peers;
 /// The reader never changes a byte or a timestamp inside a backup.
