@@ -1,6 +1,8 @@
-//! `unstuck demo`: writes a few made-up backups to a temporary folder, shows
-//! what `status` says of them, and removes the folder. No phone is involved,
-//! and the output says so.
+//! `unstuck demo`: writes a few made-up backups to a temporary folder and
+//! shows what `status` says of them; then starts a simulated iPhone, backs
+//! it up with Unstuck's engine (its phone stalls once, and the watchdog
+//! starts it again), and shows the result. Everything is temporary and
+//! removed afterwards; no real phone is involved, and the output says so.
 
 use std::process::ExitCode;
 
@@ -69,5 +71,83 @@ pub fn run(ctx: &Context) -> Result<ExitCode> {
              No iPhone is involved. Run `unstuck status` to see the backups on this computer.\n"
         )?;
         super::status::render_table(&reports, now, out)
+    })?;
+    #[cfg(feature = "sim")]
+    simulated_backup(dir.path())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A simulated iPhone backed up by Unstuck's engine; the phone stalls once
+/// (held still at 40 %) and the watchdog starts the transfer again.
+#[cfg(feature = "sim")]
+fn simulated_backup(dir: &std::path::Path) -> Result<()> {
+    use std::time::Duration;
+
+    use crate::engine::{self, BackupEvent, BackupOptions, WatchdogConfig};
+    use crate::sim::{Sim, SimConfig, Stall};
+
+    let mut config = SimConfig::new("00008150-0011223344556677");
+    config.device_name = "Demo iPhone".into();
+    config.content.files = 120;
+    config.content.file_size = 32 * 1024;
+    config.throughput = Some(2_000_000);
+    config.stall = Some(Stall {
+        at_percent: 40.0,
+        duration: Duration::from_secs(30),
+    });
+    config.fit_storage_to_content();
+    // Lines go out without failing on a closed pipe, like the rest.
+    let say = |line: String| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{line}");
+    };
+    let runtime = super::runtime()?;
+    runtime.block_on(async {
+        let sim = Sim::start(config).await?;
+        say(format!(
+            "\nNow a simulated iPhone (no real phone), backed up by Unstuck into {}:",
+            dir.join("backups").display()
+        ));
+        let mut options = BackupOptions::new(dir.join("backups"));
+        options.watchdog = WatchdogConfig {
+            transfer: Duration::from_secs(2),
+            ..WatchdogConfig::default()
+        };
+        options.restart_backoff = Duration::from_millis(500);
+        options.tick = Duration::from_millis(250);
+        // Nothing else can be backing up a phone that exists only here.
+        options.check_other_programs = false;
+        // The phone is held still once; after the restart it goes on.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let addr = crate::device::MuxAddress::Tcp(sim.addr());
+        let work = engine::backup(&addr, &options, &tx);
+        tokio::pin!(work);
+        let mut last_percent = -10.0;
+        let report = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                Some(event) = rx.recv() => match event {
+                    BackupEvent::Progress { percent: Some(p), phase, .. } if p - last_percent >= 20.0 => {
+                        last_percent = p;
+                        say(format!("  {p:>3.0} % — {phase}"));
+                    }
+                    BackupEvent::Stalled { phase, quiet_secs } => {
+                        say(format!("  stalled while {phase}: nothing for {quiet_secs} s — stopping this attempt"));
+                        sim.update(|c| c.stall = None);
+                    }
+                    BackupEvent::Restarting { attempt, .. } => say(format!("  starting again (attempt {})", attempt + 1)),
+                    _ => {}
+                },
+            }
+        };
+        let report = report.map_err(|e| anyhow::anyhow!("the demo backup failed: {e}"))?;
+        say(format!(
+            "  done: {} files, {} after {} restart{} — a complete backup, as `unstuck status` would say.",
+            report.files,
+            crate::humanize::bytes(report.bytes),
+            report.restarts,
+            if report.restarts == 1 { "" } else { "s" }
+        ));
+        Ok::<(), anyhow::Error>(())
     })
 }
