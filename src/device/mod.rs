@@ -287,29 +287,31 @@ pub async fn set_wifi_sync(
     .await
 }
 
-/// Starts mobilebackup2 on a phone the way Apple's tools do: with the pair
-/// record's escrow bag (without it a phone with a passcode refuses), over
-/// TLS when the phone asks for it, and through the DeviceLink and protocol
-/// version exchanges.
-pub async fn mobilebackup2(
+/// Starts a service on the phone through lockdownd (with the pair record's
+/// escrow bag when `escrow` is set) and connects to it, over TLS when the
+/// phone asks for it.
+async fn connect_service(
     addr: &MuxAddress,
     udid: Option<&str>,
+    service: &'static str,
+    escrow: bool,
     deadline: Duration,
-) -> Result<MobileBackup2Client, DeviceError> {
+) -> Result<(Idevice, AttachedDevice), DeviceError> {
     let Session {
         mut lockdown,
         device,
     } = session(addr, udid, deadline).await?;
     let record = pair_record(addr, &device.udid, deadline).await?;
+    let bag = escrow.then(|| record.escrow_bag.clone()).flatten();
     let (port, ssl) = within(
         deadline,
         "StartService",
-        lockdown.start_service_with_escrow("com.apple.mobilebackup2", record.escrow_bag.clone()),
+        lockdown.start_service_with_escrow(service, bag),
     )
     .await
     .map_err(|e| match e {
         DeviceError::Protocol(reason) => DeviceError::ServiceRefused {
-            service: "com.apple.mobilebackup2".into(),
+            service: service.into(),
             reason,
         },
         other => other,
@@ -317,7 +319,7 @@ pub async fn mobilebackup2(
     let (mux, switch) = addr.open(deadline).await?;
     let mut idevice = within(
         deadline,
-        "the connection to mobilebackup2",
+        "the connection to a service",
         mux.connect_to_device(device.device_id, port, "unstuck"),
     )
     .await?;
@@ -331,6 +333,20 @@ pub async fn mobilebackup2(
         .await?;
     }
     idevice.set_udid(&device.udid);
+    Ok((idevice, device))
+}
+
+/// Starts mobilebackup2 on a phone the way Apple's tools do: with the pair
+/// record's escrow bag (without it a phone with a passcode refuses), over
+/// TLS when the phone asks for it, and through the DeviceLink and protocol
+/// version exchanges.
+pub async fn mobilebackup2(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<MobileBackup2Client, DeviceError> {
+    let (idevice, _) =
+        connect_service(addr, udid, "com.apple.mobilebackup2", true, deadline).await?;
     within(
         deadline,
         "the mobilebackup2 handshake",
@@ -346,33 +362,14 @@ pub async fn restart_phone(
     udid: Option<&str>,
     deadline: Duration,
 ) -> Result<(), DeviceError> {
-    let Session {
-        mut lockdown,
-        device,
-    } = session(addr, udid, deadline).await?;
-    let (port, ssl) = within(
+    let (idevice, _) = connect_service(
+        addr,
+        udid,
+        "com.apple.mobile.diagnostics_relay",
+        false,
         deadline,
-        "StartService",
-        lockdown.start_service("com.apple.mobile.diagnostics_relay"),
     )
     .await?;
-    let (mux, switch) = addr.open(deadline).await?;
-    let mut idevice = within(
-        deadline,
-        "the connection to diagnostics_relay",
-        mux.connect_to_device(device.device_id, port, "unstuck"),
-    )
-    .await?;
-    switch.0.store(true, Ordering::Release);
-    if ssl {
-        let record = pair_record(addr, &device.udid, deadline).await?;
-        within(
-            deadline,
-            "the TLS handshake",
-            idevice.start_session(&record, false),
-        )
-        .await?;
-    }
     let mut relay = idevice::diagnostics_relay::DiagnosticsRelayClient::new(idevice);
     within(deadline, "Restart", relay.restart()).await
 }
