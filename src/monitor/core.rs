@@ -67,10 +67,9 @@ fn same_kind(a: &PhoneState, b: &PhoneState) -> bool {
     }
 }
 
-/// Below this much free space a phone cannot prepare a backup.
-const PHONE_MINIMUM_FREE: u64 = 500 * 1000 * 1000;
-/// Head room a host needs beyond what is left to write.
-const HOST_MARGIN: u64 = 128 * 1024 * 1024;
+// The same limits as the engine's pre-flight, so the monitor and a backup
+// agree on what "too little space" is.
+use crate::engine::preflight::{HOST_MARGIN, PHONE_MINIMUM_FREE};
 
 #[derive(Debug, Clone)]
 struct Track {
