@@ -14,10 +14,48 @@ use crate::device::DeviceFacts;
 /// Programs that make iPhone backups, by process name.
 const BACKUP_PROGRAMS: [&str; 3] = ["AppleMobileBackup", "idevicebackup2", "pymobiledevice3"];
 
+/// A backup program seen among the running processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BackupProgram {
+    pub name: &'static str,
+    /// The phone its command line names (`-u`/`--udid`), if any.
+    pub udid: Option<String>,
+}
+
+/// Whether `p` is a program making an iPhone backup, and for which phone.
+/// pymobiledevice3 counts only when its command line says "backup"; a
+/// zombie has exited (only its parent has not noticed yet) and does not
+/// count. The monitor and pre-flight both ask this.
+pub(crate) fn backup_program(p: &sysinfo::Process) -> Option<BackupProgram> {
+    if p.status() == sysinfo::ProcessStatus::Zombie {
+        return None;
+    }
+    let name = p.name().to_string_lossy();
+    let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;
+    let args: Vec<String> = p
+        .cmd()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if *program == "pymobiledevice3" && !args.iter().any(|a| a == "backup") {
+        return None;
+    }
+    Some(BackupProgram {
+        name: program,
+        udid: named_udid(&args),
+    })
+}
+
+/// The phone a command line names with `-u`/`--udid`.
+pub(crate) fn named_udid(args: &[String]) -> Option<String> {
+    args.windows(2)
+        .find(|w| w[0] == "-u" || w[0] == "--udid")
+        .and_then(|w| crate::backup_folder::normalize_udid(&w[1]))
+}
+
 /// Backup programs running now for the phone `udid`, other than this
 /// process: (name, pid). A program whose command line names another phone
-/// (`-u`/`--udid`) is not counted; one that names none may be backing up
-/// this one. pymobiledevice3 counts only when its command line says "backup".
+/// is not counted; one that names none may be backing up this one.
 pub fn other_backups(udid: &str) -> Vec<(String, u32)> {
     let Ok(mut system) = System::new() else {
         tracing::warn!("cannot list processes; not checking for other backups");
@@ -29,27 +67,15 @@ pub fn other_backups(udid: &str) -> Vec<(String, u32)> {
         ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always),
     );
     let me = std::process::id();
+    let this_phone = crate::backup_folder::normalize_udid(udid);
     let mut found: Vec<(String, u32)> = system
         .processes()
         .values()
-        // A zombie has exited; only its parent has not noticed yet.
-        .filter(|p| p.pid().as_u32() != me && p.status() != sysinfo::ProcessStatus::Zombie)
+        .filter(|p| p.pid().as_u32() != me)
         .filter_map(|p| {
-            let name = p.name().to_string_lossy().into_owned();
-            let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;
-            let args: Vec<String> = p
-                .cmd()
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            let backing_up =
-                *program != "pymobiledevice3" || args.iter().any(|a| a.contains("backup"));
-            let named = args
-                .windows(2)
-                .find(|w| w[0] == "-u" || w[0] == "--udid")
-                .map(|w| w[1].clone());
-            let this_phone = named.is_none_or(|n| n.eq_ignore_ascii_case(udid));
-            (backing_up && this_phone).then(|| (program.to_string(), p.pid().as_u32()))
+            let program = backup_program(p)?;
+            let ours = program.udid.is_none() || program.udid == this_phone;
+            ours.then(|| (program.name.to_owned(), p.pid().as_u32()))
         })
         .collect();
     found.sort();

@@ -32,6 +32,7 @@ use crate::lock;
 use delegate::Delegate;
 pub use delegate::Observed;
 pub use host::{BackupLock, lock_holder, other_backups};
+pub(crate) use host::{backup_program, named_udid};
 use preflight::Problem;
 use snapshot::Snapshot;
 pub use watchdog::{Phase, Stall, WatchdogConfig};

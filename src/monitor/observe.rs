@@ -15,9 +15,8 @@ use super::model::*;
 use crate::backup_folder::{self, SnapshotState, plists};
 use crate::device::{AttachedDevice, DeviceFacts};
 
-/// Programs that make backups (their presence means a backup is on), and
-/// programs that are always around but write backups for Apple's apps.
-const BACKUP_PROGRAMS: [&str; 3] = ["AppleMobileBackup", "idevicebackup2", "pymobiledevice3"];
+/// Programs that are always around but write backups for Apple's apps (the
+/// programs whose presence means a backup is on are `engine::host`'s).
 const HELPER_PROGRAMS: [&str; 4] = [
     "AMPDevicesAgent",
     "AppleMobileDeviceHelper",
@@ -290,24 +289,15 @@ impl Sampler {
                     .iter()
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect();
-                let says_backup = args.iter().any(|a| a == "backup");
-                let (program, helper) =
-                    if let Some(b) = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b)) {
-                        (*b, false)
-                    } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
-                        (*h, true)
-                    } else if name == "unstuck" && says_backup {
-                        ("unstuck", false)
-                    } else {
-                        return None;
-                    };
-                if program == "pymobiledevice3" && !says_backup {
+                let (program, helper, udid) = if let Some(b) = crate::engine::backup_program(p) {
+                    (b.name, false, b.udid)
+                } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
+                    (*h, true, None)
+                } else if name == "unstuck" && args.iter().any(|a| a == "backup") {
+                    ("unstuck", false, crate::engine::named_udid(&args))
+                } else {
                     return None;
-                }
-                let udid = args
-                    .windows(2)
-                    .find(|w| w[0] == "-u" || w[0] == "--udid")
-                    .and_then(|w| backup_folder::normalize_udid(&w[1]));
+                };
                 // Only programs known to answer --version harmlessly are asked.
                 let version = if helper || !matches!(program, "idevicebackup2" | "pymobiledevice3")
                 {
