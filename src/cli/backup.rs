@@ -12,9 +12,8 @@ use tokio::sync::mpsc;
 
 use super::Context;
 use super::devices::mux_address;
-use crate::backup_folder;
 use crate::device;
-use crate::engine::{self, BackupEvent, BackupOptions, EngineError};
+use crate::engine::{self, BackupEvent, EngineError};
 use crate::humanize;
 
 pub fn run(
@@ -25,18 +24,8 @@ pub fn run(
     json: bool,
 ) -> Result<ExitCode> {
     let addr = mux_address(ctx)?;
-    let dest = match dest {
-        Some(d) => d,
-        None => backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir)
-            .into_iter()
-            .next()
-            .context("this platform has no standard backup folder: give one with --dest")?,
-    };
-    let mut options = BackupOptions::new(dest);
-    options.udid = udid;
+    let mut options = ctx.backup_options(udid, dest)?;
     options.full = full;
-    options.watchdog = ctx.config.backup.watchdog();
-    options.max_restarts = ctx.config.backup.max_restarts;
 
     let runtime = super::runtime()?;
     let (tx, mut rx) = mpsc::unbounded_channel();

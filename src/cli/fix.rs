@@ -11,9 +11,7 @@ use tokio::sync::mpsc;
 use super::Context;
 use super::devices::mux_address;
 use crate::actions::{self, Confirm, network, restart, storage};
-use crate::backup_folder;
 use crate::device::{self, Link};
-use crate::engine::BackupOptions;
 use crate::humanize;
 
 /// Which fix.
@@ -91,18 +89,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
     match fix {
         Fix::Restart => {
             let addr = mux_address(ctx)?;
-            let dest = o.dest.clone().or_else(|| {
-                backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir)
-                    .into_iter()
-                    .next()
-            });
-            let Some(dest) = dest else {
-                bail!("this platform has no standard backup folder: give one with --dest");
-            };
-            let mut options = BackupOptions::new(dest);
-            options.udid = o.udid.clone();
-            options.watchdog = ctx.config.backup.watchdog();
-            options.max_restarts = ctx.config.backup.max_restarts;
+            let options = ctx.backup_options(o.udid.clone(), o.dest.clone())?;
             if let Some(command) = ctx.config.backup.platform_command.clone() {
                 let udid = match runtime.block_on(restart::prepare(&addr, &options, &mut prompt)) {
                     Ok(udid) => udid,
@@ -210,14 +197,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
             }
         }
         Fix::Storage => {
-            let roots: Vec<PathBuf> = backup_folder::combine_roots(
-                backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir),
-                &ctx.config.backup_roots,
-                &o.backup_roots,
-            )
-            .into_iter()
-            .map(|r| r.path)
-            .collect();
+            let roots = ctx.root_paths(&o.backup_roots);
             let items =
                 storage::survey(&roots, ctx.now, jiff::SignedDuration::from_hours(24 * 180));
             for root in &roots {

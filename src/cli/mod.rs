@@ -178,6 +178,44 @@ pub struct Context {
     pub now: Timestamp,
 }
 
+impl Context {
+    /// The backup roots to read: the platform's, the config file's, then
+    /// `extra` from the command line.
+    pub fn roots(&self, extra: &[PathBuf]) -> Vec<crate::backup_folder::BackupRoot> {
+        crate::backup_folder::combine_roots(
+            crate::backup_folder::platform_roots(&self.dirs.home, &self.dirs.data_dir),
+            &self.config.backup_roots,
+            extra,
+        )
+    }
+
+    /// The roots' paths alone.
+    pub fn root_paths(&self, extra: &[PathBuf]) -> Vec<PathBuf> {
+        self.roots(extra).into_iter().map(|r| r.path).collect()
+    }
+
+    /// Options for a backup of `udid` into `dest` (the platform's standard
+    /// backup folder when `None`), with the config file's `[backup]` settings.
+    pub fn backup_options(
+        &self,
+        udid: Option<String>,
+        dest: Option<PathBuf>,
+    ) -> Result<crate::engine::BackupOptions> {
+        let dest = match dest {
+            Some(d) => d,
+            None => crate::backup_folder::platform_roots(&self.dirs.home, &self.dirs.data_dir)
+                .into_iter()
+                .next()
+                .context("this platform has no standard backup folder: give one with --dest")?,
+        };
+        let mut options = crate::engine::BackupOptions::new(dest);
+        options.udid = udid;
+        options.watchdog = self.config.backup.watchdog();
+        options.max_restarts = self.config.backup.max_restarts;
+        Ok(options)
+    }
+}
+
 /// Runs the parsed command line and returns the process's exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dirs = AppDirs::from_os().context(

@@ -23,11 +23,7 @@ use crate::humanize;
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub fn run(ctx: &Context, extra_roots: &[PathBuf], json: bool) -> Result<ExitCode> {
-    let roots = backup_folder::combine_roots(
-        backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir),
-        &ctx.config.backup_roots,
-        extra_roots,
-    );
+    let roots = ctx.roots(extra_roots);
     let mut cache = MeasureCache::load(ctx.dirs.measure_cache_file());
     let reports = backup_folder::read_roots(&roots, read_options(ctx), &mut cache);
     if let Err(e) = cache.save() {

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::Context;
 use super::devices::mux_address;
-use crate::backup_folder::{self, SnapshotState};
+use crate::backup_folder::SnapshotState;
 use crate::device;
 use crate::humanize;
 use crate::monitor::observe::{AttachedPhones, Sampler};
@@ -28,14 +28,7 @@ pub fn run(
     once: bool,
     notify: bool,
 ) -> Result<ExitCode> {
-    let roots: Vec<PathBuf> = backup_folder::combine_roots(
-        backup_folder::platform_roots(&ctx.dirs.home, &ctx.dirs.data_dir),
-        &ctx.config.backup_roots,
-        extra_roots,
-    )
-    .into_iter()
-    .map(|r| r.path)
-    .collect();
+    let roots = ctx.root_paths(extra_roots);
     let usbmuxd = mux_address(ctx).ok();
     let runtime = super::runtime()?;
     if once {
