@@ -225,14 +225,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(path) => (path.clone(), false),
         None => (dirs.config_file.clone(), true),
     };
-    let command = match cli.command {
-        // Printing the path must work even when the file has a mistake in it.
+    // Every command but `config path` reads the config and opens the log;
+    // printing the path must work even when the file has a mistake in it.
+    let verbose = cli.verbose;
+    let context = || -> Result<Context> {
+        let config = config::load(&config_path, create, &dirs.home)?;
+        crate::logging::init(Some(&dirs.log_file()), config.log_level.as_str(), verbose);
+        tracing::debug!(config = %config_path.display(), "started");
+        Ok(Context {
+            dirs: dirs.clone(),
+            config,
+            config_path: config_path.clone(),
+            now: Timestamp::now(),
+        })
+    };
+    match cli.command {
         Command::Config {
             command: ConfigCommand::Path,
-        } => return print(|out| writeln!(out, "{}", config_path.display())),
-        Command::Status { json, backup_roots } => Run::Status { json, backup_roots },
-        Command::Demo => Run::Demo,
-        Command::Autostart { action } => Run::Autostart(action),
+        } => print(|out| writeln!(out, "{}", config_path.display())),
+        Command::Status { json, backup_roots } => status::run(&context()?, &backup_roots, json),
+        Command::Demo => demo::run(&context()?),
+        Command::Autostart { action } => {
+            context()?;
+            autostart(action)
+        }
         Command::Fix {
             fix,
             udid,
@@ -242,9 +258,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             backup_roots,
             trash,
             wifi_sync,
-        } => Run::Fix(
-            fix,
-            fix::FixOptions {
+        } => {
+            let options = fix::FixOptions {
                 udid,
                 yes,
                 yes_newest,
@@ -252,40 +267,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 backup_roots,
                 trash,
                 wifi_sync,
-            },
-        ),
+            };
+            fix::run(&context()?, fix, options)
+        }
         Command::Watch {
             json,
             once,
             no_notify,
             backup_roots,
-        } => Run::Watch {
-            json,
-            once,
-            notify: !no_notify,
-            backup_roots,
-        },
+        } => watch::run(&context()?, &backup_roots, json, once, !no_notify),
         Command::Backup {
             udid,
             dest,
             full,
             json,
-        } => Run::Backup {
-            udid,
-            dest,
-            full,
-            json,
-        },
+        } => backup::run(&context()?, udid, dest, full, json),
         Command::Encryption {
             action,
             udid,
             password_stdin,
-        } => Run::Encryption {
-            action,
-            udid,
-            password_stdin,
-        },
-        Command::Devices { json } => Run::Devices { json },
+        } => backup::encryption(&context()?, action, udid, password_stdin),
+        Command::Devices { json } => devices::run(&context()?, json),
         #[cfg(feature = "sim")]
         Command::Sim {
             port,
@@ -293,98 +295,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             files,
             file_size,
             rate,
-        } => Run::Sim {
-            port,
-            scenario,
-            content: (files, file_size, rate),
-        },
-    };
-    let config = config::load(&config_path, create, &dirs.home)?;
-    crate::logging::init(
-        Some(&dirs.log_file()),
-        config.log_level.as_str(),
-        cli.verbose,
-    );
-    tracing::debug!(config = %config_path.display(), "started");
-    let ctx = Context {
-        dirs,
-        config,
-        config_path,
-        now: Timestamp::now(),
-    };
-    match command {
-        Run::Status { json, backup_roots } => status::run(&ctx, &backup_roots, json),
-        Run::Demo => demo::run(&ctx),
-        Run::Autostart(action) => autostart(action),
-        Run::Fix(which, options) => fix::run(&ctx, which, options),
-        Run::Watch {
-            json,
-            once,
-            notify,
-            backup_roots,
-        } => watch::run(&ctx, &backup_roots, json, once, notify),
-        Run::Backup {
-            udid,
-            dest,
-            full,
-            json,
-        } => backup::run(&ctx, udid, dest, full, json),
-        Run::Encryption {
-            action,
-            udid,
-            password_stdin,
-        } => backup::encryption(&ctx, action, udid, password_stdin),
-        Run::Devices { json } => devices::run(&ctx, json),
-        #[cfg(feature = "sim")]
-        Run::Sim {
-            port,
-            scenario,
-            content,
-        } => sim::run(port, &scenario, content),
+        } => {
+            context()?;
+            sim::run(port, &scenario, (files, file_size, rate))
+        }
     }
 }
 
 #[cfg(feature = "sim")]
 fn scenario_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(crate::sim::SCENARIOS.iter().map(|(name, _)| *name))
-}
-
-/// The commands that need the config and the log.
-enum Run {
-    Status {
-        json: bool,
-        backup_roots: Vec<PathBuf>,
-    },
-    Demo,
-    Autostart(AutostartAction),
-    Fix(fix::Fix, fix::FixOptions),
-    Devices {
-        json: bool,
-    },
-    Watch {
-        json: bool,
-        once: bool,
-        notify: bool,
-        backup_roots: Vec<PathBuf>,
-    },
-    Backup {
-        udid: Option<String>,
-        dest: Option<PathBuf>,
-        full: bool,
-        json: bool,
-    },
-    Encryption {
-        action: backup::EncryptionAction,
-        udid: Option<String>,
-        password_stdin: bool,
-    },
-    #[cfg(feature = "sim")]
-    Sim {
-        port: u16,
-        scenario: String,
-        /// Files, bytes per file, bytes per second.
-        content: (Option<usize>, Option<usize>, Option<u64>),
-    },
 }
 
 fn autostart(action: AutostartAction) -> Result<ExitCode> {
