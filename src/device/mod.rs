@@ -97,18 +97,22 @@ impl MuxAddress {
     }
 
     /// Opens a guarded connection to usbmuxd.
-    async fn open(
+    /// Connects to usbmuxd within `deadline`: nothing listening is
+    /// `UsbmuxdNotRunning`, no answer in time a time-out.
+    pub(crate) async fn connect(
         &self,
         deadline: Duration,
-    ) -> Result<(UsbmuxdConnection, GuardSwitch), DeviceError> {
+    ) -> Result<Box<dyn ReadWrite>, DeviceError> {
         let connected = tokio::time::timeout(deadline, async {
             match self {
                 MuxAddress::Tcp(addr) => tokio::net::TcpStream::connect(addr).await.map(|s| {
                     let _ = s.set_nodelay(true);
-                    boxed(s)
+                    Box::new(s) as Box<dyn ReadWrite>
                 }),
                 #[cfg(unix)]
-                MuxAddress::Unix(path) => tokio::net::UnixStream::connect(path).await.map(boxed),
+                MuxAddress::Unix(path) => tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(|s| Box::new(s) as Box<dyn ReadWrite>),
                 #[cfg(not(unix))]
                 MuxAddress::Unix(_) => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
             }
@@ -120,23 +124,22 @@ impl MuxAddress {
                 after: deadline,
             }),
             Ok(Err(_)) => Err(DeviceError::not_running(self.to_string())),
-            Ok(Ok((socket, raw))) => Ok((UsbmuxdConnection::new(socket, 1), GuardSwitch(raw))),
+            Ok(Ok(socket)) => Ok(socket),
         }
+    }
+
+    /// Opens a guarded connection to usbmuxd for idevice.
+    async fn open(
+        &self,
+        deadline: Duration,
+    ) -> Result<(UsbmuxdConnection, GuardSwitch), DeviceError> {
+        let (guard, raw) = guard::MuxGuard::new(self.connect(deadline).await?);
+        Ok((UsbmuxdConnection::new(Box::new(guard), 1), GuardSwitch(raw)))
     }
 }
 
 /// Marks a guarded socket as a raw pipe once usbmuxd connected it to a phone.
 struct GuardSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-fn boxed<S: ReadWrite + 'static>(
-    socket: S,
-) -> (
-    Box<dyn ReadWrite>,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    let (guard, raw) = guard::MuxGuard::new(socket);
-    (Box::new(guard), raw)
-}
 
 /// Runs `fut` within `deadline`, naming `what` if it runs out.
 async fn within<T>(

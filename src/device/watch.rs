@@ -74,7 +74,8 @@ async fn listen(
     seen: &mut HashMap<u32, AttachedDevice>,
     down: &mut bool,
 ) -> Result<(), DeviceError> {
-    let mut socket = connect(addr).await?;
+    // A plain socket: the `Listen` frames are checked by `wire`.
+    let mut socket = addr.connect(DEADLINE).await?;
     let mut request = Dictionary::new();
     request.insert("MessageType".into(), "Listen".into());
     request.insert("ClientVersionString".into(), "unstuck".into());
@@ -151,33 +152,3 @@ fn attached_device(body: &Dictionary, id: u32) -> Option<AttachedDevice> {
         link,
     })
 }
-
-/// A plain socket to usbmuxd (the `Listen` frames are checked by `wire`).
-async fn connect(addr: &MuxAddress) -> Result<Box<dyn Socket>, DeviceError> {
-    let not_running = || DeviceError::not_running(addr.to_string());
-    let connected = tokio::time::timeout(DEADLINE, async {
-        match addr {
-            MuxAddress::Tcp(a) => tokio::net::TcpStream::connect(a)
-                .await
-                .map(|s| Box::new(s) as Box<dyn Socket>),
-            #[cfg(unix)]
-            MuxAddress::Unix(p) => tokio::net::UnixStream::connect(p)
-                .await
-                .map(|s| Box::new(s) as Box<dyn Socket>),
-            #[cfg(not(unix))]
-            MuxAddress::Unix(_) => Err(std::io::Error::from(std::io::ErrorKind::Unsupported)),
-        }
-    })
-    .await;
-    match connected {
-        Ok(Ok(socket)) => Ok(socket),
-        Ok(Err(_)) => Err(not_running()),
-        Err(_) => Err(DeviceError::Timeout {
-            what: "the usbmuxd connection",
-            after: DEADLINE,
-        }),
-    }
-}
-
-trait Socket: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Socket for T {}
