@@ -123,11 +123,9 @@ fn the_wifi_sync_switch_from_the_command_line() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sim = runtime.block_on(Sim::start(config())).unwrap();
     let home = Home::new();
-    let out = util::Run(
-        home.command(&["fix", "network", "--wifi-sync", "on", "--yes"])
-            .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
-            .output()
-            .unwrap(),
+    let out = home.run_on(
+        &sim.usbmuxd_address(),
+        &["fix", "network", "--wifi-sync", "on", "--yes"],
     );
     out.success();
     assert!(sim.config().wifi_sync);
@@ -241,12 +239,7 @@ fn encryption_guidance() {
     c.password = Some("pw".into());
     let sim = runtime.block_on(Sim::start(c)).unwrap();
     let home = Home::new();
-    let out = util::Run(
-        home.command(&["fix", "encryption"])
-            .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
-            .output()
-            .unwrap(),
-    );
+    let out = home.run_on(&sim.usbmuxd_address(), &["fix", "encryption"]);
     out.success();
     assert!(out.stdout().contains("are encrypted"), "{}", out.stdout());
     assert!(
@@ -268,17 +261,15 @@ fn restart_can_use_the_platform_tool_from_the_config() {
     )
     .unwrap();
     let dest = tempfile::tempdir().unwrap();
-    let out = util::Run(
-        home.command(&[
+    let out = home.run_on(
+        &sim.usbmuxd_address(),
+        &[
             "fix",
             "restart",
             "--yes",
             "--dest",
             dest.path().to_str().unwrap(),
-        ])
-        .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
-        .output()
-        .unwrap(),
+        ],
     );
     out.success();
     let ran = std::fs::read_to_string(dest.path().join("ran")).unwrap();
@@ -319,11 +310,9 @@ fn restart_replaces_a_stuck_unstuck_backup() {
         std::thread::sleep(Duration::from_millis(50));
     }
     sim.update(|c| c.first_message_delay = Duration::ZERO);
-    let out = util::Run(
-        home.command(&["fix", "restart", "--yes", "--dest", d])
-            .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
-            .output()
-            .unwrap(),
+    let out = home.run_on(
+        &sim.usbmuxd_address(),
+        &["fix", "restart", "--yes", "--dest", d],
     );
     out.success();
     assert!(

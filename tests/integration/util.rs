@@ -44,6 +44,15 @@ impl Home {
         Run(self.command(args).output().unwrap())
     }
 
+    /// Runs the binary against the usbmuxd (a simulated iPhone) at `usbmuxd`.
+    pub fn run_on(&self, usbmuxd: &str, args: &[&str]) -> Run {
+        Run(self
+            .command(args)
+            .env("USBMUXD_SOCKET_ADDRESS", usbmuxd)
+            .output()
+            .unwrap())
+    }
+
     /// `unstuck status --json --backup-root ROOT`, which must succeed.
     pub fn status_json(&self, root: &str) -> serde_json::Value {
         let run = self.run(&["status", "--json", "--backup-root", root]);
