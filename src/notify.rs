@@ -29,7 +29,6 @@ pub enum NotifyError {
 #[derive(Clone, Default)]
 pub struct Notifier {
     reported: Arc<AtomicBool>,
-    timeout: Option<Duration>,
 }
 
 impl Notifier {
@@ -37,16 +36,8 @@ impl Notifier {
         Notifier::default()
     }
 
-    pub fn with_timeout(timeout: Duration) -> Notifier {
-        Notifier {
-            timeout: Some(timeout),
-            ..Notifier::default()
-        }
-    }
-
     /// Shows `notice` with its action buttons; returns within the time-out.
     pub async fn show(&self, notice: &Notice) -> Result<(), NotifyError> {
-        let timeout = self.timeout.unwrap_or(TIMEOUT);
         let mut n = notify_rust::Notification::new();
         n.appname("Unstuck")
             .summary(&notice.title)
@@ -55,10 +46,10 @@ impl Notifier {
             n.action(action_id(*action), action_label(*action));
         }
         n.action("details", "Details");
-        let result = match tokio::time::timeout(timeout, show_async(&n)).await {
+        let result = match tokio::time::timeout(TIMEOUT, show_async(&n)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(NotifyError::Unavailable(e)),
-            Err(_) => Err(NotifyError::Timeout(timeout)),
+            Err(_) => Err(NotifyError::Timeout(TIMEOUT)),
         };
         match &result {
             Ok(()) => self.reported.store(false, Ordering::Relaxed),

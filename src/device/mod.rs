@@ -9,7 +9,6 @@ mod facts;
 mod guard;
 mod watch;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -23,7 +22,7 @@ use idevice::mobilebackup2::MobileBackup2Client;
 use idevice::pairing_file::PairingFile;
 use idevice::usbmuxd::{Connection, UsbmuxdConnection, UsbmuxdDevice};
 use idevice::{Idevice, ReadWrite};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use plist::Value;
 use serde::Serialize;
 
@@ -392,39 +391,6 @@ pub async fn pair_record(
         })
 }
 
-/// Facts by phone, read on attach and on demand, never on a tight loop.
-#[derive(Debug, Default)]
-pub struct FactsCache {
-    facts: HashMap<String, DeviceFacts>,
-}
-
-impl FactsCache {
-    /// The cached facts of `udid` if read within `max_age` of `now`.
-    pub fn fresh(
-        &self,
-        udid: &str,
-        now: Timestamp,
-        max_age: SignedDuration,
-    ) -> Option<&DeviceFacts> {
-        self.facts
-            .get(udid)
-            .filter(|f| now.duration_since(f.read_at) <= max_age)
-    }
-
-    pub fn get(&self, udid: &str) -> Option<&DeviceFacts> {
-        self.facts.get(udid)
-    }
-
-    pub fn store(&mut self, facts: DeviceFacts) {
-        self.facts.insert(facts.udid.clone(), facts);
-    }
-
-    /// Forgets a phone that was detached.
-    pub fn forget(&mut self, udid: &str) {
-        self.facts.remove(udid);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,30 +425,5 @@ mod tests {
             MuxAddress::resolve(None, None).unwrap(),
             MuxAddress::platform_default()
         );
-    }
-
-    #[test]
-    fn facts_cache_ages() {
-        let now: Timestamp = "2026-11-25T12:00:00Z".parse().unwrap();
-        let mut cache = FactsCache::default();
-        let domains = facts::Domains::default();
-        cache.store(facts::parse(
-            "A",
-            Link::Usb,
-            &domains,
-            now - SignedDuration::from_mins(5),
-        ));
-        assert!(
-            cache
-                .fresh("A", now, SignedDuration::from_mins(10))
-                .is_some()
-        );
-        assert!(
-            cache
-                .fresh("A", now, SignedDuration::from_mins(1))
-                .is_none()
-        );
-        cache.forget("A");
-        assert!(cache.get("A").is_none());
     }
 }

@@ -371,16 +371,6 @@ impl Sim {
         lock(&self.shared.events).clone()
     }
 
-    /// Events with the time since the first one.
-    pub fn timed_events(&self) -> Vec<(Duration, SimEvent)> {
-        let events = lock(&self.shared.events);
-        let start = events.first().map(|(t, _)| *t);
-        events
-            .iter()
-            .map(|(t, e)| (start.map(|s| *t - s).unwrap_or_default(), e.clone()))
-            .collect()
-    }
-
     pub fn attach(&self) {
         self.shared.attach();
     }
