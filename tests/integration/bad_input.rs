@@ -21,14 +21,7 @@ fn unreadable_reason(spoil: impl FnOnce(&Path)) -> String {
         .write(root.path())
         .unwrap();
     spoil(&bad);
-    let run = home.run(&[
-        "status",
-        "--json",
-        "--backup-root",
-        root.path().to_str().unwrap(),
-    ]);
-    run.success();
-    let doc = run.json();
+    let doc = home.status_json(root.path().to_str().unwrap());
     assert_eq!(util::backup_named(&doc, GOOD)["state"], "complete");
     let b = util::backup_named(&doc, BAD);
     assert_eq!(b["state"], "unreadable", "{b:#}");

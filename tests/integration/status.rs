@@ -59,14 +59,7 @@ fn json_schema() {
     old.ios_version = "9.3.5".into();
     old.write(root.path()).unwrap();
 
-    let run = home.run(&[
-        "status",
-        "--json",
-        "--backup-root",
-        root.path().to_str().unwrap(),
-    ]);
-    run.success();
-    let doc = run.json();
+    let doc = home.status_json(root.path().to_str().unwrap());
     assert_eq!(doc["schema_version"], 1);
     assert!(doc["generated_at"].as_str().unwrap().ends_with('Z'));
     let roots = doc["roots"].as_array().unwrap();
