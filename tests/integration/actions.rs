@@ -7,7 +7,7 @@ use unstuck::actions::{Scripted, restart};
 use unstuck::backup_folder::BackupState;
 use unstuck::device::MuxAddress;
 use unstuck::engine::BackupOptions;
-use unstuck::sim::{Sim, SimEvent};
+use unstuck::sim::SimEvent;
 
 use super::sim::{UDID, config};
 use crate::util::{self, Home};
@@ -27,10 +27,9 @@ fn restart_stops_a_stuck_program_only_when_told() {
         return;
     }
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = config();
     c.first_message_delay = Duration::from_secs(3600);
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (runtime, sim) = crate::util::sim_on_runtime(c);
     let dir = tempfile::tempdir().unwrap();
     let mut stuck = Command::new("idevicebackup2")
         .args(["backup", "--full"])
@@ -87,10 +86,9 @@ fn restart_stops_a_stuck_program_only_when_told() {
 
 #[test]
 fn restart_the_iphone_after_a_yes() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = config();
     c.reboot_time = Duration::from_millis(300);
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (runtime, sim) = crate::util::sim_on_runtime(c);
     let addr = MuxAddress::Tcp(sim.addr());
     let mut no = Scripted::new(&[false]);
     assert!(
@@ -120,8 +118,7 @@ fn restart_the_iphone_after_a_yes() {
 
 #[test]
 fn the_wifi_sync_switch_from_the_command_line() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime.block_on(Sim::start(config())).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(config());
     let home = Home::new();
     let out = home.run_on(
         &sim.usbmuxd_address(),
@@ -233,11 +230,10 @@ fn storage_cleanup_moves_to_the_trash_and_guards_the_newest_backup() {
 
 #[test]
 fn encryption_guidance() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = config();
     c.will_encrypt = true;
     c.password = Some("pw".into());
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
     let out = home.run_on(&sim.usbmuxd_address(), &["fix", "encryption"]);
     out.success();
@@ -251,8 +247,7 @@ fn encryption_guidance() {
 
 #[test]
 fn restart_can_use_the_platform_tool_from_the_config() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime.block_on(Sim::start(config())).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(config());
     let home = Home::new();
     std::fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
     std::fs::write(
@@ -286,10 +281,9 @@ fn restart_can_use_the_platform_tool_from_the_config() {
 #[test]
 fn restart_replaces_a_stuck_unstuck_backup() {
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = config();
     c.first_message_delay = Duration::from_secs(3600);
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
     let dest = tempfile::tempdir().unwrap();
     let d = dest.path().to_str().unwrap();

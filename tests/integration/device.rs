@@ -299,8 +299,7 @@ async fn hostile_usbmuxd_frames_are_errors_not_panics() {
 
 #[test]
 fn the_devices_command() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime.block_on(Sim::start(config())).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(config());
     let home = crate::util::Home::new();
     let run = |args: &[&str], addr: &str| {
         crate::util::Run(

@@ -465,8 +465,7 @@ async fn encryption_with_right_and_wrong_passwords() {
 #[test]
 fn the_backup_and_encryption_commands() {
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sim = runtime.block_on(Sim::start(config())).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(config());
     let home = util::Home::new();
     let dest = tempfile::tempdir().unwrap();
     let run = |args: &[&str], stdin: &str| {

@@ -36,12 +36,7 @@ struct Running {
 }
 
 fn start(config: SimConfig) -> Running {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = runtime.block_on(Sim::start(config)).unwrap();
+    let (runtime, sim) = crate::util::sim_on_runtime(config);
     Running {
         sim,
         _runtime: runtime,

@@ -61,6 +61,16 @@ impl Home {
     }
 }
 
+/// A simulated iPhone started on a runtime of its own, for tests that drive
+/// it from synchronous code; it serves for as long as the runtime lives.
+pub fn sim_on_runtime(
+    config: unstuck::sim::SimConfig,
+) -> (tokio::runtime::Runtime, unstuck::sim::Sim) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime.block_on(unstuck::sim::Sim::start(config)).unwrap();
+    (runtime, sim)
+}
+
 /// Reads one backup folder now, with the default quiet window.
 pub fn read(folder: &Path) -> unstuck::backup_folder::Backup {
     unstuck::backup_folder::read_backup(

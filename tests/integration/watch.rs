@@ -122,13 +122,12 @@ fn a_stalled_idevicebackup2_is_reported_within_the_threshold() {
         return;
     }
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = slow_config();
     c.stall = Some(Stall {
         at_percent: 40.0,
         duration: Duration::from_secs(60),
     });
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let watching = watch(&home, &sim, dir.path());
@@ -159,10 +158,9 @@ fn an_unplug_is_a_stall_that_names_the_cable() {
         return;
     }
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = slow_config();
     c.unplug_at_percent = Some(70.0);
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let watching = watch(&home, &sim, dir.path());
@@ -182,14 +180,13 @@ fn a_full_backup_disk_is_named_when_the_backup_fails() {
         return;
     }
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = slow_config();
     // A phone with far more data than this computer has room for.
     c.disk_capacity = 2_000_000_000_000;
     c.disk_free = 1_000_000_000;
     c.claimed_backup_bytes = Some(1 << 50);
     c.first_message_delay = Duration::from_secs(2);
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let watching = watch(&home, &sim, dir.path());
@@ -241,10 +238,9 @@ fn watch_once_says_how_things_stand_in_its_exit_code() {
 #[test]
 fn unstucks_own_backup_is_seen_exactly() {
     let _programs = util::backup_programs_lock();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut c = slow_config();
     c.final_error = Some((207, "The backup password is not correct.".into()));
-    let sim = runtime.block_on(Sim::start(c)).unwrap();
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let watching = watch(&home, &sim, dir.path());
