@@ -249,12 +249,9 @@ fn encryption_guidance() {
 fn restart_can_use_the_platform_tool_from_the_config() {
     let (_runtime, sim) = crate::util::sim_on_runtime(config());
     let home = Home::new();
-    std::fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
-    std::fs::write(
-        home.config_file(),
+    home.write_config(
         "[backup]\nplatform_command = [\"sh\", \"-c\", \"echo {udid} > '{dest}/ran'\"]\n",
-    )
-    .unwrap();
+    );
     let dest = tempfile::tempdir().unwrap();
     let out = home.run_on(
         &sim.usbmuxd_address(),

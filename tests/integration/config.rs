@@ -23,12 +23,7 @@ fn first_run_writes_commented_defaults_and_config_path_prints_it() {
 #[test]
 fn a_mistake_names_the_file_the_key_and_the_line() {
     let home = Home::new();
-    fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
-    fs::write(
-        home.config_file(),
-        "log_level = \"info\"\ninterrupted_after_minutes = 99999\n",
-    )
-    .unwrap();
+    home.write_config("log_level = \"info\"\ninterrupted_after_minutes = 99999\n");
     let run = home.run(&["status"]);
     assert_eq!(run.code(), Some(1));
     let err = run.stderr();

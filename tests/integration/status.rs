@@ -243,12 +243,7 @@ fn config_roots_are_read() {
     SyntheticBackup::new(ANN, util::days_ago(1))
         .write(root.path())
         .unwrap();
-    fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
-    fs::write(
-        home.config_file(),
-        format!("backup_roots = [{:?}]\n", root.path()),
-    )
-    .unwrap();
+    home.write_config(&format!("backup_roots = [{:?}]\n", root.path()));
     let doc = home.run(&["status", "--json"]).json();
     let ours = doc["roots"]
         .as_array()

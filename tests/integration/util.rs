@@ -28,6 +28,13 @@ impl Home {
         self.path().join("config/unstuck/config.toml")
     }
 
+    /// Writes `text` as this home's config file.
+    pub fn write_config(&self, text: &str) {
+        let file = self.config_file();
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_unstuck"));
         cmd.args(args)

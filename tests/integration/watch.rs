@@ -48,12 +48,7 @@ impl Drop for Watching {
 
 /// Starts `unstuck watch --json` on `root` with short thresholds.
 fn watch(home: &Home, sim: &Sim, root: &std::path::Path) -> Watching {
-    std::fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
-    std::fs::write(
-        home.config_file(),
-        "[monitor]\npoll_seconds_busy = 1\npoll_seconds_idle = 1\ncopying_stall_seconds = 2\nstarting_stall_seconds = 5\n",
-    )
-    .unwrap();
+    home.write_config("[monitor]\npoll_seconds_busy = 1\npoll_seconds_idle = 1\ncopying_stall_seconds = 2\nstarting_stall_seconds = 5\n");
     let mut child = home
         .command(&[
             "watch",
