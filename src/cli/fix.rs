@@ -80,6 +80,18 @@ impl Confirm for Prompt {
     }
 }
 
+/// A restart the user declined changed nothing and says so; any other
+/// failure is an error.
+fn refused(e: restart::RestartError) -> Result<ExitCode> {
+    match e {
+        restart::RestartError::Declined => {
+            println!("Nothing was changed.");
+            Ok(ExitCode::from(1))
+        }
+        e => bail!("{e}"),
+    }
+}
+
 pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
     let mut prompt = Prompt {
         yes: o.yes,
@@ -93,11 +105,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
             if let Some(command) = ctx.config.backup.platform_command.clone() {
                 let udid = match runtime.block_on(restart::prepare(&addr, &options, &mut prompt)) {
                     Ok(udid) => udid,
-                    Err(restart::RestartError::Declined) => {
-                        println!("Nothing was changed.");
-                        return Ok(ExitCode::from(1));
-                    }
-                    Err(e) => bail!("{e}"),
+                    Err(e) => return refused(e),
                 };
                 let status = runtime
                     .block_on(restart::run_platform_command(
@@ -137,11 +145,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(restart::RestartError::Declined) => {
-                    println!("Nothing was changed.");
-                    Ok(ExitCode::from(1))
-                }
-                Err(e) => bail!("{e}"),
+                Err(e) => refused(e),
             }
         }
         Fix::RestartIphone => {
@@ -155,11 +159,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                     println!("The iPhone is restarting; it will be back in a minute.");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(restart::RestartError::Declined) => {
-                    println!("Nothing was changed.");
-                    Ok(ExitCode::from(1))
-                }
-                Err(e) => bail!("{e}"),
+                Err(e) => refused(e),
             }
         }
         Fix::Network => {
