@@ -64,14 +64,23 @@ pub fn mux_frame(tag: u32, body: &Dictionary) -> Vec<u8> {
     out
 }
 
+/// Reads a frame's fixed-size prefix; `Ok(None)` when the stream ends first.
+async fn read_prefix<const N: usize, R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> io::Result<Option<[u8; N]>> {
+    let mut prefix = [0u8; N];
+    match r.read_exact(&mut prefix).await {
+        Ok(_) => Ok(Some(prefix)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads one usbmuxd request; `Ok(None)` at a clean end of stream.
 pub async fn read_mux<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<MuxRequest>> {
-    let mut header = [0u8; 16];
-    match r.read_exact(&mut header).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
+    let Some(header) = read_prefix::<16, _>(r).await? else {
+        return Ok(None);
+    };
     let (len, message_type, tag) = parse_mux_header(&header)?;
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body).await?;
@@ -116,12 +125,9 @@ pub fn plist_frame(value: &Value, binary: bool) -> Vec<u8> {
 
 /// Reads one length-prefixed plist; `Ok(None)` at a clean end of stream.
 pub async fn read_plist<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Option<Value>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
+    let Some(len) = read_prefix::<4, _>(r).await? else {
+        return Ok(None);
+    };
     let len = u32::from_be_bytes(len);
     if len > MAX_FRAME {
         return Err(invalid(format!(
