@@ -136,21 +136,11 @@ impl MonitorSettings {
 }
 
 fn poll_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let n = i64::deserialize(d)?;
-    u64::try_from(n)
-        .ok()
-        .filter(|n| (1..=3600).contains(n))
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!("{n} is out of range: use 1 to 3600 seconds"))
-        })
+    within(d, 1..=3600, "1 to 3600 seconds").map(|n| n as u64)
 }
 
 fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let n = i64::deserialize(d)?;
-    u64::try_from(n)
-        .ok()
-        .filter(|n| (1..=365).contains(n))
-        .ok_or_else(|| serde::de::Error::custom(format!("{n} is out of range: use 1 to 365 days")))
+    within(d, 1..=365, "1 to 365 days").map(|n| n as u64)
 }
 
 /// The `[backup]` table.
@@ -197,20 +187,11 @@ impl BackupConfig {
 }
 
 fn restarts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let n = i64::deserialize(d)?;
-    u32::try_from(n).ok().filter(|n| *n <= 20).ok_or_else(|| {
-        serde::de::Error::custom(format!("{n} is out of range: use 0 to 20 restarts"))
-    })
+    within(d, 0..=20, "0 to 20 restarts").map(|n| n as u32)
 }
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let n = i64::deserialize(d)?;
-    u64::try_from(n)
-        .ok()
-        .filter(|n| (1..=86_400).contains(n))
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!("{n} is out of range: use 1 to 86400 seconds"))
-        })
+    within(d, 1..=86_400, "1 to 86400 seconds").map(|n| n as u64)
 }
 
 impl Default for Config {
@@ -271,12 +252,22 @@ fn default_interrupted_after() -> u32 {
 }
 
 fn minutes<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    within(d, 1..=1440, "a number of minutes from 1 to 1440").map(|n| n as u32)
+}
+
+/// Reads a whole number that must lie in `range`; the error says which
+/// numbers to use.
+fn within<'de, D: Deserializer<'de>>(
+    d: D,
+    range: std::ops::RangeInclusive<i64>,
+    hint: &str,
+) -> Result<i64, D::Error> {
     let n = i64::deserialize(d)?;
-    if (1..=1440).contains(&n) {
-        Ok(n as u32)
+    if range.contains(&n) {
+        Ok(n)
     } else {
         Err(serde::de::Error::custom(format!(
-            "{n} is out of range: use a number of minutes from 1 to 1440"
+            "{n} is out of range: use {hint}"
         )))
     }
 }
