@@ -220,8 +220,15 @@ impl Sampler {
         } else {
             cache.status = None;
         }
-        for meta in ["Manifest.db", "Manifest.plist", "Info.plist"] {
-            if let Ok(m) = fs::metadata(path.join(meta)).and_then(|m| m.modified()) {
+        let mut empty_manifest_plist = false;
+        for name in ["Manifest.db", "Manifest.plist", "Info.plist"] {
+            let Ok(meta) = fs::metadata(path.join(name)) else {
+                continue;
+            };
+            if name == "Manifest.plist" {
+                empty_manifest_plist = meta.len() == 0;
+            }
+            if let Ok(m) = meta.modified() {
                 note(m);
             }
         }
@@ -237,8 +244,6 @@ impl Sampler {
         if finished {
             cache.complete_bytes = Some(bytes);
         }
-        let empty_manifest_plist =
-            fs::metadata(path.join("Manifest.plist")).is_ok_and(|m| m.len() == 0);
         let to_ts = |t: SystemTime| Timestamp::try_from(t).ok();
         FolderSample {
             path: path.to_path_buf(),
@@ -409,5 +414,16 @@ mod tests {
         let g = second.phones[0].folder.as_ref().unwrap();
         assert_eq!(g.files, f.files + 1);
         assert_eq!(g.bytes, f.bytes + 1000);
+        assert!(!g.empty_manifest_plist);
+        // An emptied Manifest.plist (the "backup corrupt" cause) is seen.
+        fs::write(folder.join("Manifest.plist"), b"").unwrap();
+        let third = sampler.sample(&roots, &AttachedPhones::new());
+        assert!(
+            third.phones[0]
+                .folder
+                .as_ref()
+                .unwrap()
+                .empty_manifest_plist
+        );
     }
 }
