@@ -34,16 +34,20 @@ fn slow_config() -> SimConfig {
     c
 }
 
-struct Watching {
-    child: Child,
-    lines: mpsc::Receiver<(Instant, serde_json::Value)>,
+/// A child process that is killed when the test ends, passed or failed: an
+/// idevicebackup2 left running would be seen by the next test's watch.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-impl Drop for Watching {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Watching {
+    _child: KillOnDrop,
+    lines: mpsc::Receiver<(Instant, serde_json::Value)>,
 }
 
 /// Starts `unstuck watch --json` on `root` with short thresholds.
@@ -71,7 +75,10 @@ fn watch(home: &Home, sim: &Sim, root: &std::path::Path) -> Watching {
             }
         }
     });
-    Watching { child, lines: rx }
+    Watching {
+        _child: KillOnDrop(child),
+        lines: rx,
+    }
 }
 
 impl Watching {
@@ -91,15 +98,16 @@ impl Watching {
     }
 }
 
-fn backup(sim: &Sim, dir: &std::path::Path) -> Child {
-    Command::new("idevicebackup2")
+fn backup(sim: &Sim, dir: &std::path::Path) -> KillOnDrop {
+    let child = Command::new("idevicebackup2")
         .args(["backup", "--full"])
         .arg(dir)
         .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    KillOnDrop(child)
 }
 
 fn causes(v: &serde_json::Value) -> Vec<String> {
@@ -126,7 +134,7 @@ fn a_stalled_idevicebackup2_is_reported_within_the_threshold() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let watching = watch(&home, &sim, dir.path());
-    let mut tool = backup(&sim, dir.path());
+    let _tool = backup(&sim, dir.path());
     let (_, running) = watching.wait_for("running", Duration::from_secs(20));
     assert_eq!(running["state"]["tool"], "idevicebackup2");
     let (stalled_at, stalled) = watching.wait_for("stalled", Duration::from_secs(30));
@@ -143,8 +151,6 @@ fn a_stalled_idevicebackup2_is_reported_within_the_threshold() {
         after <= Duration::from_secs(4),
         "stalled reported {after:?} after the phone went quiet"
     );
-    let _ = tool.kill();
-    let _ = tool.wait();
 }
 
 #[test]
@@ -159,14 +165,12 @@ fn an_unplug_is_a_stall_that_names_the_cable() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     let watching = watch(&home, &sim, dir.path());
-    let mut tool = backup(&sim, dir.path());
+    let _tool = backup(&sim, dir.path());
     watching.wait_for("running", Duration::from_secs(20));
     let (_, stalled) = watching.wait_for("stalled", Duration::from_secs(30));
     assert!(sim.events().contains(&SimEvent::Detached));
     let causes = causes(&stalled);
     assert_eq!(causes[0], "detached", "{stalled:#}");
-    let _ = tool.kill();
-    let _ = tool.wait();
 }
 
 #[test]
@@ -194,7 +198,7 @@ fn a_full_backup_disk_is_named_when_the_backup_fails() {
         causes(&failed).contains(&"host_disk_full".to_owned()),
         "{failed:#}"
     );
-    let _ = tool.wait();
+    let _ = tool.0.wait();
 }
 
 #[test]
