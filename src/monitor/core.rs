@@ -543,7 +543,7 @@ fn diagnose(
         });
     }
     for p in processes.iter().filter(|p| !p.helper) {
-        if phase.is_some() && p.cpu_percent < 1.0 {
+        if phase.is_some() && p.cpu_percent < WAITING_CPU_PERCENT {
             found.push(Finding {
                 cause: Cause::ProcessHung,
                 evidence: vec![format!(
@@ -630,6 +630,12 @@ fn finding_for_code(code: u64) -> Finding {
 /// Release years of the backup programs whose versions are known, and of
 /// iOS versions: a program released before the phone's iOS may not know its
 /// changes. A guess with its evidence, never a verdict.
+/// Below this share of a core a backup program that writes nothing is
+/// waiting, not working. It is measured over one poll: a single 10 ms
+/// scheduler tick in a 1 s poll already reads 1 %, while a program spinning
+/// on a dead connection reads near 100 %.
+const WAITING_CPU_PERCENT: f32 = 10.0;
+
 const TOOL_YEARS: [(&str, &str, i32); 3] = [
     ("idevicebackup2", "1.2.0", 2015),
     ("idevicebackup2", "1.3.0", 2020),
@@ -933,6 +939,30 @@ mod tests {
             })
             .collect();
         assert!(check(steps).iter().all(|(_, s, _)| *s == "running"));
+    }
+
+    #[test]
+    fn a_waiting_program_is_hung_and_a_spinning_one_is_not() {
+        for (cpu, hung) in [(0.0, true), (1.0, true), (3.0, true), (90.0, false)] {
+            let mut monitor = Monitor::new(MonitorConfig::default());
+            let p = phone(A, SnapshotState::Uploading, 1_000);
+            let mut program = process(1_000);
+            program.cpu_percent = cpu;
+            monitor.observe(at(0), &obs(vec![p.clone()], vec![program.clone()]));
+            monitor.observe(at(121), &obs(vec![p], vec![program]));
+            let state = monitor
+                .states()
+                .into_iter()
+                .find(|(u, ..)| u == A)
+                .map(|(_, _, s, _)| s.name());
+            assert_eq!(state, Some("stalled"));
+            let causes = findings(&monitor, A);
+            assert_eq!(
+                causes.contains(&Cause::ProcessHung),
+                hung,
+                "{cpu} %: {causes:?}"
+            );
+        }
     }
 
     #[test]
