@@ -24,8 +24,74 @@ pub enum NotifyError {
     Timeout(Duration),
 }
 
-/// Shows notices; remembers whether the server was missing so that it is
-/// reported once, not per notice.
+/// A notification to show: a title, a body and up to three buttons
+/// (identifier, label).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Message {
+    pub title: String,
+    pub body: String,
+    pub buttons: Vec<(String, String)>,
+}
+
+impl Message {
+    pub fn new(title: impl Into<String>, body: impl Into<String>) -> Message {
+        Message {
+            title: title.into(),
+            body: body.into(),
+            buttons: Vec::new(),
+        }
+    }
+
+    pub fn button(mut self, id: &str, label: &str) -> Message {
+        self.buttons.push((id.to_owned(), label.to_owned()));
+        self
+    }
+
+    /// A monitor notice with its fixes (two at most) and Details.
+    pub fn from_notice(notice: &Notice) -> Message {
+        let mut m = Message::new(&notice.title, &notice.body);
+        for action in notice.actions.iter().take(2) {
+            m = m.button(action_id(*action), action_label(*action));
+        }
+        m.button(DETAILS, "Details")
+    }
+}
+
+/// The button identifier of "Details" on a monitor notice.
+pub const DETAILS: &str = "details";
+
+/// A shown notification, whose button the user may click later.
+pub struct Shown {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    handle: notify_rust::NotificationHandle,
+}
+
+impl Shown {
+    /// The identifier of the button the user clicked, or `None` when the
+    /// notification was closed, expired, or `wait` passed first. On
+    /// platforms whose notifications report no clicks, `None` at once.
+    pub async fn answer(self, wait: Duration) -> Option<String> {
+        #[cfg(all(unix, not(target_os = "macos")))]
+        {
+            let mut clicked = None;
+            let listen = self.handle.wait_for_action_async(|response| {
+                if let notify_rust::NotificationResponse::Action(id) = response {
+                    clicked = Some(id.clone());
+                }
+            });
+            let _ = tokio::time::timeout(wait, listen).await;
+            clicked
+        }
+        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        {
+            let _ = wait;
+            None
+        }
+    }
+}
+
+/// Shows notifications; remembers whether the server was missing so that
+/// it is reported once, not per notification.
 #[derive(Clone, Default)]
 pub struct Notifier {
     reported: Arc<AtomicBool>,
@@ -38,21 +104,26 @@ impl Notifier {
 
     /// Shows `notice` with its action buttons; returns within the time-out.
     pub async fn show(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.post(&Message::from_notice(notice)).await.map(drop)
+    }
+
+    /// Shows `message`; returns within the time-out, with a handle to hear
+    /// which button is clicked.
+    pub async fn post(&self, message: &Message) -> Result<Shown, NotifyError> {
         let mut n = notify_rust::Notification::new();
         n.appname("Unstuck")
-            .summary(&notice.title)
-            .body(&notice.body);
-        for action in notice.actions.iter().take(2) {
-            n.action(action_id(*action), action_label(*action));
+            .summary(&message.title)
+            .body(&message.body);
+        for (id, label) in &message.buttons {
+            n.action(id, label);
         }
-        n.action("details", "Details");
         let result = match tokio::time::timeout(TIMEOUT, show_async(&n)).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(shown)) => Ok(shown),
             Ok(Err(e)) => Err(NotifyError::Unavailable(e)),
             Err(_) => Err(NotifyError::Timeout(TIMEOUT)),
         };
         match &result {
-            Ok(()) => self.reported.store(false, Ordering::Relaxed),
+            Ok(_) => self.reported.store(false, Ordering::Relaxed),
             Err(e) => {
                 if !self.reported.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "notification not shown");
@@ -61,19 +132,33 @@ impl Notifier {
         }
         result
     }
+
+    /// Asks a yes-or-no question as a notification with a button for yes;
+    /// anything but a click on it within `wait` (closing it, no server) is
+    /// no.
+    pub async fn ask(&self, message: &Message, yes: &str, wait: Duration) -> bool {
+        match self.post(message).await {
+            Ok(shown) => shown.answer(wait).await.as_deref() == Some(yes),
+            Err(_) => false,
+        }
+    }
 }
 
 #[cfg(all(unix, not(target_os = "macos")))]
-async fn show_async(n: &notify_rust::Notification) -> Result<(), String> {
-    n.show_async().await.map(drop).map_err(|e| e.to_string())
+async fn show_async(n: &notify_rust::Notification) -> Result<Shown, String> {
+    n.show_async()
+        .await
+        .map(|handle| Shown { handle })
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
-async fn show_async(n: &notify_rust::Notification) -> Result<(), String> {
+async fn show_async(n: &notify_rust::Notification) -> Result<Shown, String> {
     let n = n.clone();
     tokio::task::spawn_blocking(move || n.show().map(drop).map_err(|e| e.to_string()))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())??;
+    Ok(Shown {})
 }
 
 /// The identifier a notification button reports when clicked.
@@ -85,6 +170,19 @@ pub fn action_id(action: Action) -> &'static str {
         Action::EncryptionReset => "encryption-reset",
         Action::RestartPhone => "restart-phone",
     }
+}
+
+/// The action a button identifier stands for.
+pub fn action_from_id(id: &str) -> Option<Action> {
+    [
+        Action::RestartBackup,
+        Action::NetworkAdvice,
+        Action::StorageCleanup,
+        Action::EncryptionReset,
+        Action::RestartPhone,
+    ]
+    .into_iter()
+    .find(|a| action_id(*a) == id)
 }
 
 pub fn action_label(action: Action) -> &'static str {

@@ -89,6 +89,8 @@ struct Track {
     findings: Vec<Finding>,
     /// When the phone went away, most recent last (a few kept).
     detaches: Vec<Timestamp>,
+    /// The phone's backup folder, once one was seen.
+    folder: Option<std::path::PathBuf>,
 }
 
 /// The run under way: when it began, the folder's bytes then, and whether a
@@ -129,6 +131,25 @@ impl Monitor {
                     t.state.clone(),
                     t.findings.clone(),
                 )
+            })
+            .collect()
+    }
+
+    /// Every phone seen, as the tray shows it; drops are counted over the
+    /// last hour before `now`.
+    pub fn summaries(&self, now: Timestamp) -> Vec<PhoneSummary> {
+        self.phones
+            .iter()
+            .map(|(udid, t)| PhoneSummary {
+                udid: udid.clone(),
+                name: t.name.clone(),
+                state: t.state.clone(),
+                findings: t.findings.clone(),
+                last_complete: t.last_complete_seen,
+                attached: t.attached,
+                link: t.link,
+                recent_detaches: self.recent_detaches(udid, now, SignedDuration::from_hours(1)),
+                folder: t.folder.clone(),
             })
             .collect()
     }
@@ -175,9 +196,13 @@ impl Monitor {
                     link: phone.device.as_ref().and_then(|d| d.link),
                     findings: Vec::new(),
                     detaches: Vec::new(),
+                    folder: None,
                 });
             if phone.name.is_some() {
                 track.name = phone.name.clone();
+            }
+            if let Some(folder) = &phone.folder {
+                track.folder = Some(folder.path.clone());
             }
             let before = track.state.clone();
             step(

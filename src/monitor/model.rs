@@ -89,6 +89,22 @@ pub struct BackupProcess {
     pub helper: bool,
 }
 
+/// One phone as the tray shows it: where its backup stands, why, and what
+/// else is known of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhoneSummary {
+    pub udid: String,
+    pub name: Option<String>,
+    pub state: PhoneState,
+    pub findings: Vec<Finding>,
+    pub last_complete: Option<Timestamp>,
+    pub attached: bool,
+    pub link: Option<Link>,
+    /// Drops within the last hour (a loose cable shows as several).
+    pub recent_detaches: u32,
+    pub folder: Option<PathBuf>,
+}
+
 /// Where a phone's backup stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]

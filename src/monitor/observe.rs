@@ -136,6 +136,21 @@ impl Sampler {
                 p.udid = Some(record.udid.clone());
                 p.written_bytes = record.bytes;
             }
+            // The tray backs up inside this very process, which the
+            // process list leaves out: its record stands for it.
+            if record.pid == std::process::id()
+                && record.state == crate::engine::record::RunState::Running
+            {
+                processes.push(BackupProcess {
+                    name: "unstuck".into(),
+                    pid: record.pid,
+                    cpu_percent: 0.0,
+                    written_bytes: record.bytes,
+                    udid: Some(record.udid.clone()),
+                    version: None,
+                    helper: false,
+                });
+            }
             if let Some(phone) = phones.get_mut(&record.udid) {
                 phone.engine = Some(EngineRun {
                     state: record.state,

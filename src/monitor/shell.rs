@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::observe::{AttachedPhones, Sampler};
-use super::{Effect, Monitor, MonitorConfig};
+use super::{Effect, Monitor, MonitorConfig, Notice, PhoneSummary};
 use crate::device::{self, DeviceEvent, MuxAddress};
-use crate::notify::Notifier;
+use crate::notify::{Message, Notifier};
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -33,9 +33,29 @@ pub struct ShellOptions {
     pub runs: Option<PathBuf>,
 }
 
+/// What the tray hears from the loop besides its effects.
+#[derive(Default)]
+pub struct Hooks {
+    /// Every phone's summary, sent after each poll that changed one.
+    pub summaries: Option<watch::Sender<Vec<PhoneSummary>>>,
+    /// The button clicked on a notification: the notice and the button's
+    /// identifier (`notify::action_id`, or `notify::DETAILS`).
+    pub answers: Option<mpsc::UnboundedSender<(Notice, String)>>,
+    /// Notified to poll at once (after a fix, say).
+    pub poll_now: Option<Arc<Notify>>,
+}
+
+/// How long a notification's buttons are listened to.
+const ANSWER_WAIT: Duration = Duration::from_secs(3600);
+
 /// Runs until `effects` is closed, sending every effect to it.
 pub async fn run(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>) {
-    let wake = Arc::new(Notify::new());
+    run_with(options, effects, Hooks::default()).await
+}
+
+/// [`run`], also serving the tray's `hooks`.
+pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>, hooks: Hooks) {
+    let wake = hooks.poll_now.clone().unwrap_or_default();
     let (device_tx, mut device_rx) = mpsc::channel(32);
     if let Some(addr) = options.usbmuxd.clone() {
         tokio::spawn(device::watch(addr, device_tx));
@@ -71,13 +91,27 @@ pub async fn run(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>) 
             if let (true, Effect::Notify(notice)) = (options.notify, &effect) {
                 let notifier = notifier.clone();
                 let notice = notice.clone();
+                let answers = hooks.answers.clone();
                 tokio::spawn(async move {
-                    let _ = notifier.show(&notice).await;
+                    let shown = notifier.post(&Message::from_notice(&notice)).await;
+                    if let (Ok(shown), Some(answers)) = (shown, answers)
+                        && let Some(button) = shown.answer(ANSWER_WAIT).await
+                    {
+                        let _ = answers.send((notice, button));
+                    }
                 });
             }
             if effects.send(effect).is_err() {
                 return;
             }
+        }
+        if let Some(summaries) = &hooks.summaries {
+            let now = monitor.summaries(Timestamp::now());
+            summaries.send_if_modified(|old| {
+                let changed = *old != now;
+                *old = now;
+                changed
+            });
         }
         let pause = if monitor.busy() {
             options.busy_poll
