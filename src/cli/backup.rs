@@ -33,7 +33,7 @@ pub fn run(
         let work = engine::backup(&addr, &options, &tx);
         tokio::pin!(work);
         let mut view = View::new(json);
-        let mut recorder = Recorder::new(ctx.dirs.data_dir.join("runs"));
+        let mut recorder = engine::record::Recorder::new(ctx.dirs.data_dir.join("runs"));
         loop {
             tokio::select! {
                 result = &mut work => {
@@ -86,85 +86,6 @@ pub fn run(
                 eprintln!("unstuck: the last complete backup, if there was one, is unchanged.");
             }
             Ok(ExitCode::from(e.exit_code()))
-        }
-    }
-}
-
-/// Keeps the run's record (see `engine::record`) up to date for a monitor
-/// in another process: at most once a second, and at the end.
-struct Recorder {
-    dir: std::path::PathBuf,
-    record: Option<engine::record::RunRecord>,
-    written: Option<Instant>,
-}
-
-impl Recorder {
-    fn new(dir: std::path::PathBuf) -> Recorder {
-        Recorder {
-            dir,
-            record: None,
-            written: None,
-        }
-    }
-
-    fn event(&mut self, event: &BackupEvent) {
-        use engine::record::{RunRecord, RunState};
-        match event {
-            BackupEvent::Started { udid, .. } => {
-                self.record = Some(RunRecord {
-                    udid: udid.clone(),
-                    pid: std::process::id(),
-                    state: RunState::Running,
-                    phase: None,
-                    bytes: 0,
-                    percent: None,
-                    error_code: None,
-                    updated: jiff::Timestamp::now(),
-                });
-                self.write(true);
-            }
-            BackupEvent::Progress {
-                phase,
-                bytes,
-                percent,
-                ..
-            } => {
-                if let Some(r) = &mut self.record {
-                    r.phase = Some(*phase);
-                    r.bytes = *bytes;
-                    r.percent = *percent;
-                    r.updated = jiff::Timestamp::now();
-                }
-                self.write(false);
-            }
-            _ => {}
-        }
-    }
-
-    fn end(&mut self, result: &Result<engine::BackupReport, EngineError>) {
-        use engine::record::RunState;
-        if let Some(r) = &mut self.record {
-            r.updated = jiff::Timestamp::now();
-            match result {
-                Ok(_) => r.state = RunState::Finished,
-                Err(e) => {
-                    r.state = RunState::Failed;
-                    if let EngineError::Phone { code, .. } = e {
-                        r.error_code = Some(*code);
-                    }
-                }
-            }
-        }
-        self.write(true);
-    }
-
-    fn write(&mut self, now: bool) {
-        let due = now || self.written.is_none_or(|t| t.elapsed().as_secs() >= 1);
-        if let (true, Some(r)) = (due, &self.record) {
-            if let Err(e) = engine::record::write(&self.dir, r) {
-                tracing::debug!(error = %e, "could not write the run record");
-            }
-            self.written = Some(Instant::now());
         }
     }
 }

@@ -58,6 +58,95 @@ pub fn read_all(dir: &Path) -> Vec<RunRecord> {
         .collect()
 }
 
+/// Keeps a run's record up to date for a monitor in another process: at most once a second, and at the end.
+pub struct Recorder {
+    dir: std::path::PathBuf,
+    record: Option<RunRecord>,
+    written: Option<std::time::Instant>,
+}
+
+impl Recorder {
+    pub fn new(dir: std::path::PathBuf) -> Recorder {
+        Recorder {
+            dir,
+            record: None,
+            written: None,
+        }
+    }
+
+    pub fn event(&mut self, event: &super::BackupEvent) {
+        match event {
+            super::BackupEvent::Started { udid, .. } => {
+                self.record = Some(RunRecord {
+                    udid: udid.clone(),
+                    pid: std::process::id(),
+                    state: RunState::Running,
+                    phase: None,
+                    bytes: 0,
+                    percent: None,
+                    error_code: None,
+                    updated: jiff::Timestamp::now(),
+                });
+                self.write(true);
+            }
+            super::BackupEvent::Progress {
+                phase,
+                bytes,
+                percent,
+                ..
+            } => {
+                if let Some(r) = &mut self.record {
+                    r.phase = Some(*phase);
+                    r.bytes = *bytes;
+                    r.percent = *percent;
+                    r.updated = jiff::Timestamp::now();
+                }
+                self.write(false);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn end(&mut self, result: &Result<super::BackupReport, super::EngineError>) {
+        self.finish(match result {
+            Ok(_) => None,
+            Err(super::EngineError::Phone { code, .. }) => Some(Some(*code)),
+            Err(_) => Some(None),
+        });
+    }
+
+    /// Whether the run got as far as starting (a monitor knows of it).
+    pub fn started(&self) -> bool {
+        self.record.is_some()
+    }
+
+    /// Records the end of the run: `None` when it finished, `Some(code)`
+    /// when it failed (with the phone's ErrorCode, if it gave one).
+    pub fn finish(&mut self, failure: Option<Option<u64>>) {
+        if let Some(r) = &mut self.record {
+            r.updated = jiff::Timestamp::now();
+            match failure {
+                None => r.state = RunState::Finished,
+                Some(code) => {
+                    r.state = RunState::Failed;
+                    r.error_code = code;
+                }
+            }
+        }
+        self.write(true);
+    }
+
+    fn write(&mut self, now: bool) {
+        let due = now || self.written.is_none_or(|t| t.elapsed().as_secs() >= 1);
+        if let (true, Some(r)) = (due, &self.record) {
+            if let Err(e) = write(&self.dir, r) {
+                tracing::debug!(error = %e, "could not write the run record");
+            }
+            self.written = Some(std::time::Instant::now());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
