@@ -37,6 +37,7 @@ pub mod notify;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod synthetic;
+pub mod tray;
 pub mod wire;
 
 /// Locks a mutex, recovering from a panicked holder: every mutex in Unstuck

@@ -1,8 +1,12 @@
-//! `unstuck demo`: writes a few made-up backups to a temporary folder and
-//! shows what `status` says of them; then starts a simulated iPhone, backs
-//! it up with Unstuck's engine (its phone stalls once, and the watchdog
-//! starts it again), and shows the result. Everything is temporary and
-//! removed afterwards; no real phone is involved, and the output says so.
+//! `unstuck demo`. In a desktop session: a simulated iPhone (scenario
+//! `stall-at-40` by default) that Unstuck's tray backs up into a temporary
+//! folder — the backup holds still at 40 %, the tray turns to "stalled" and
+//! says why, and Restart Backup (menu or notification) brings it home.
+//! Without a display, in the terminal: a few made-up backups and what
+//! `status` says of them, then an engine backup of the simulated iPhone
+//! through the same stall, restarted by the watchdog. Everything is
+//! temporary and removed afterwards; no real phone is involved, and the
+//! output says so.
 
 use std::process::ExitCode;
 
@@ -13,7 +17,101 @@ use super::{Context, print};
 use crate::backup_folder::{self, BackupRoot, MeasureCache, RootOrigin};
 use crate::synthetic::{Finish, ListFormat, SyntheticBackup};
 
+#[cfg(feature = "sim")]
+pub fn run(ctx: &Context, scenario: &str, force_tray: bool) -> Result<ExitCode> {
+    if force_tray || crate::tray::graphical_session_here() {
+        return tray(ctx, scenario, force_tray);
+    }
+    eprintln!(
+        "No graphical session (DISPLAY and WAYLAND_DISPLAY are unset): showing the demo in the terminal."
+    );
+    terminal(ctx)
+}
+
+#[cfg(not(feature = "sim"))]
 pub fn run(ctx: &Context) -> Result<ExitCode> {
+    terminal(ctx)
+}
+
+/// The tray on a simulated iPhone whose backup stalls until Restart Backup.
+#[cfg(feature = "sim")]
+fn tray(ctx: &Context, scenario: &str, force: bool) -> Result<ExitCode> {
+    use std::time::Duration;
+
+    use crate::engine::WatchdogConfig;
+    use crate::sim::{Sim, Stall};
+
+    let mut config = crate::sim::scenario(scenario)
+        .with_context(|| format!("there is no scenario {scenario:?}"))?;
+    if scenario == "stall-at-40" {
+        // Held still until the user restarts the backup.
+        config.content.files = 600;
+        config.throughput = Some(2_000_000);
+        config.stall = Some(Stall {
+            at_percent: 40.0,
+            duration: Duration::from_secs(3600),
+        });
+        config.fit_storage_to_content();
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("unstuck-demo-")
+        .tempdir()
+        .context("cannot create a temporary folder for the demo backups")?;
+    let runtime = super::runtime()?;
+    let sim = std::sync::Arc::new(
+        runtime
+            .block_on(Sim::start(config))
+            .context("cannot start the simulated iPhone")?,
+    );
+    eprintln!(
+        "Demo: a simulated iPhone (no real phone) backed up into {}; Quit in the tray's menu ends it.",
+        dir.path().display()
+    );
+    // Quick thresholds, so the stall shows within seconds.
+    let monitor = crate::monitor::MonitorConfig {
+        starting: jiff::SignedDuration::from_secs(20),
+        passcode: jiff::SignedDuration::from_secs(20),
+        copying: jiff::SignedDuration::from_secs(6),
+        finishing: jiff::SignedDuration::from_secs(20),
+        ..Default::default()
+    };
+    let mut backup = crate::engine::BackupOptions::new(dir.path().to_path_buf());
+    backup.check_other_programs = false;
+    backup.watchdog = WatchdogConfig {
+        transfer: Duration::from_secs(4),
+        ..WatchdogConfig::default()
+    };
+    let mut first = backup.clone();
+    // The first run's own watchdog waits, so that the tray shows the stall.
+    first.watchdog.transfer = Duration::from_secs(3600);
+    let on_restart = {
+        let sim = sim.clone();
+        Box::new(move || sim.update(|c| c.stall = None))
+    };
+    let mut setup = super::tray::setup(
+        ctx,
+        vec![dir.path().to_path_buf()],
+        Some(crate::device::MuxAddress::Tcp(sim.addr())),
+        monitor,
+        Some(crate::tray::Demo {
+            first_backup: first,
+            on_restart,
+        }),
+    )?;
+    setup.backup = backup;
+    setup.platform_command = None;
+    setup.runs = dir.path().join("runs");
+    setup.shell.runs = Some(setup.runs.clone());
+    setup.shell.busy_poll = Duration::from_secs(1);
+    setup.shell.idle_poll = Duration::from_secs(5);
+    super::tray::start(ctx, &runtime, setup, force, || {
+        eprintln!("Showing the demo in the terminal instead.");
+        terminal(ctx)
+    })
+}
+
+/// Made-up backups, then an engine backup through a stall, in the terminal.
+fn terminal(ctx: &Context) -> Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("unstuck-demo-")
         .tempdir()

@@ -9,6 +9,7 @@ mod fix;
 #[cfg(feature = "sim")]
 mod sim;
 mod status;
+mod tray;
 mod watch;
 
 use std::io::{self, Write};
@@ -24,8 +25,14 @@ use crate::config::{self, AppDirs, Config};
 /// Unstuck keeps iPhone backups moving: it finds every backup on this
 /// computer, tells whether it is complete, in progress or stuck, and why.
 #[derive(Debug, Parser)]
-#[command(name = "unstuck", version, arg_required_else_help = true)]
+#[command(name = "unstuck", version)]
 pub struct Cli {
+    /// Start the tray even when no graphical session is seen (fails with a
+    /// clear message when there is no display). Without a command, Unstuck
+    /// starts the tray in a desktop session and `watch` otherwise.
+    #[arg(long)]
+    pub tray: bool,
+
     /// Use this config file instead of the standard one.
     #[arg(long, global = true, value_name = "FILE", env = "UNSTUCK_CONFIG")]
     pub config: Option<PathBuf>,
@@ -35,7 +42,7 @@ pub struct Cli {
     pub verbose: bool,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,8 +134,14 @@ pub enum Command {
         #[arg(value_enum)]
         action: AutostartAction,
     },
-    /// Show what Unstuck reports, on made-up backups in a temporary folder.
-    Demo,
+    /// Show Unstuck on a simulated iPhone whose backup stalls: in the tray
+    /// in a desktop session, in the terminal otherwise.
+    Demo {
+        /// What the simulated iPhone does (see `unstuck sim --help`).
+        #[cfg(feature = "sim")]
+        #[arg(long, default_value = "stall-at-40", value_parser = scenario_names())]
+        scenario: String,
+    },
     /// Serve a simulated iPhone (usbmuxd, lockdownd, mobilebackup2) until Ctrl-C.
     #[cfg(feature = "sim")]
     Sim {
@@ -239,12 +252,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             now: Timestamp::now(),
         })
     };
-    match cli.command {
+    let Some(command) = cli.command else {
+        return tray::run(&context()?, cli.tray);
+    };
+    match command {
         Command::Config {
             command: ConfigCommand::Path,
         } => print(|out| writeln!(out, "{}", config_path.display())),
         Command::Status { json, backup_roots } => status::run(&context()?, &backup_roots, json),
-        Command::Demo => demo::run(&context()?),
+        #[cfg(feature = "sim")]
+        Command::Demo { scenario } => demo::run(&context()?, &scenario, cli.tray),
+        #[cfg(not(feature = "sim"))]
+        Command::Demo {} => demo::run(&context()?),
         Command::Autostart { action } => {
             context()?;
             autostart(action)

@@ -1,0 +1,191 @@
+//! The tray itself: winit's event loop on the main thread, tray-icon's icon
+//! and menu (StatusNotifierItem over DBus on Linux, no GTK). It only shows
+//! the [`View`]s the controller sends and passes menu clicks back; it
+//! decides nothing. With `ControlFlow::Wait` it sleeps until one of those
+//! arrives.
+
+use tokio::sync::mpsc;
+use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+use winit::application::ApplicationHandler;
+use winit::event::{StartCause, WindowEvent};
+use winit::event_loop::{ActiveEventLoop, ControlFlow};
+use winit::window::WindowId;
+
+use super::icons;
+use super::view::{Entry, Look, View};
+
+/// What the controller sends to the event loop.
+#[derive(Debug)]
+pub enum UiEvent {
+    Show(Box<View>),
+    Quit,
+}
+
+pub struct App {
+    tray: Option<TrayIcon>,
+    /// The newest view, kept until the tray exists (updates that arrive
+    /// before are not lost) and compared against to skip no-op updates.
+    pending: Option<View>,
+    shown: Option<View>,
+    /// Why the tray could not be made, once it was tried.
+    pub failed: Option<String>,
+    /// Where the tray says it is ready (the controller checks for a host
+    /// then).
+    ready: Option<mpsc::UnboundedSender<()>>,
+}
+
+impl App {
+    pub fn new(ready: mpsc::UnboundedSender<()>) -> App {
+        App {
+            tray: None,
+            pending: None,
+            shown: None,
+            failed: None,
+            ready: Some(ready),
+        }
+    }
+
+    fn create(&mut self, event_loop: &ActiveEventLoop) {
+        let view = self.pending.take().unwrap_or_else(|| View {
+            look: Look::NoPhone,
+            title: "Unstuck".into(),
+            tooltip: "Unstuck: looking for iPhones…".into(),
+            entries: Vec::new(),
+        });
+        let built = icon(view.look).and_then(|icon| {
+            with_icon(TrayIconBuilder::new().with_id("unstuck"), icon)
+                .with_title(&view.title)
+                .with_tooltip(&view.tooltip)
+                .with_menu(Box::new(menu(&view.entries)))
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        match built {
+            Ok(tray) => {
+                tracing::info!("tray icon shown");
+                self.tray = Some(tray);
+                self.shown = Some(view);
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(());
+                }
+            }
+            Err(e) => {
+                self.failed = Some(format!("cannot show the tray icon: {e}"));
+                event_loop.exit();
+            }
+        }
+    }
+
+    fn apply(&mut self, view: View) {
+        let Some(tray) = &mut self.tray else {
+            self.pending = Some(view);
+            return;
+        };
+        let old = self.shown.as_ref();
+        if old.map(|o| o.look) != Some(view.look) {
+            match icon(view.look) {
+                Ok(i) => set_icon(tray, i),
+                Err(e) => tracing::warn!(error = %e, "icon not changed"),
+            }
+        }
+        if old.map(|o| &o.title) != Some(&view.title) {
+            tray.set_title(Some(&view.title));
+        }
+        if old.map(|o| &o.tooltip) != Some(&view.tooltip) {
+            let _ = tray.set_tooltip(Some(&view.tooltip));
+        }
+        if old.map(|o| &o.entries) != Some(&view.entries) {
+            tray.set_menu(Some(Box::new(menu(&view.entries))));
+        }
+        self.shown = Some(view);
+    }
+}
+
+fn icon(look: Look) -> Result<Icon, String> {
+    let p = icons::decode(icons::png(look))?;
+    Icon::from_rgba(p.rgba, p.width, p.height).map_err(|e| e.to_string())
+}
+
+// The macOS menu bar draws template images in its own colour.
+#[cfg(target_os = "macos")]
+fn with_icon(builder: TrayIconBuilder, icon: Icon) -> TrayIconBuilder {
+    builder.with_icon_templated(icon)
+}
+
+#[cfg(not(target_os = "macos"))]
+fn with_icon(builder: TrayIconBuilder, icon: Icon) -> TrayIconBuilder {
+    builder.with_icon(icon)
+}
+
+#[cfg(target_os = "macos")]
+fn set_icon(tray: &TrayIcon, icon: Icon) {
+    let _ = tray.set_icon_templated(Some(icon));
+}
+
+#[cfg(not(target_os = "macos"))]
+fn set_icon(tray: &TrayIcon, icon: Icon) {
+    let _ = tray.set_icon(Some(icon));
+}
+
+fn menu(entries: &[Entry]) -> Menu {
+    let menu = Menu::new();
+    for (n, entry) in entries.iter().enumerate() {
+        let appended = match entry {
+            Entry::Line(text) => {
+                menu.append(&MenuItem::with_id(format!("line-{n}"), text, false, None))
+            }
+            Entry::Separator => menu.append(&PredefinedMenuItem::separator()),
+            Entry::Item {
+                command,
+                label,
+                enabled,
+            } => menu.append(&MenuItem::with_id(command.id(), label, *enabled, None)),
+            Entry::Check {
+                command,
+                label,
+                checked,
+                enabled,
+            } => menu.append(&CheckMenuItem::with_id(
+                command.id(),
+                label,
+                *enabled,
+                *checked,
+                None,
+            )),
+        };
+        if let Err(e) = appended {
+            tracing::warn!(error = %e, "menu item left out");
+        }
+    }
+    menu
+}
+
+impl ApplicationHandler<UiEvent> for App {
+    fn new_events(&mut self, event_loop: &ActiveEventLoop, cause: StartCause) {
+        // tray-icon wants the event loop running before the icon is made
+        // (on macOS the application must exist).
+        if cause == StartCause::Init {
+            event_loop.set_control_flow(ControlFlow::Wait);
+            self.create(event_loop);
+        }
+    }
+
+    fn resumed(&mut self, _event_loop: &ActiveEventLoop) {}
+
+    fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UiEvent) {
+        match event {
+            UiEvent::Show(view) => self.apply(*view),
+            UiEvent::Quit => event_loop.exit(),
+        }
+    }
+
+    fn window_event(&mut self, _: &ActiveEventLoop, _: WindowId, _: WindowEvent) {}
+}
+
+/// Sends every menu click's item identifier to `clicks`.
+pub fn forward_clicks(clicks: mpsc::UnboundedSender<String>) {
+    MenuEvent::set_event_handler(Some(move |event: MenuEvent| {
+        let _ = clicks.send(event.id.0);
+    }));
+}

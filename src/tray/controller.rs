@@ -1,0 +1,694 @@
+//! The tray's controller, on the tokio runtime beside the event loop: runs
+//! the monitor, turns its summaries into [`View`]s for the event loop, and
+//! carries out menu clicks and notification buttons with the `actions`
+//! module. Questions (stop a stuck program? restart the phone?) are asked
+//! as notifications with a Yes button; no answer is no.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use winit::event_loop::EventLoopProxy;
+
+use super::app::UiEvent;
+use super::messages;
+use super::view::{self, Command, Situation, View};
+use crate::actions::{self, Confirm, network, restart, storage};
+use crate::device::{self, MuxAddress};
+use crate::engine::{self, BackupOptions};
+use crate::monitor::shell::{self, Hooks, ShellOptions};
+use crate::monitor::{Action, Notice, PhoneSummary};
+use crate::notify::{self, Message, Notifier};
+
+/// How long a question waits for its answer before it counts as no.
+const ASK_WAIT: Duration = Duration::from_secs(300);
+/// How long after the icon appears a missing tray host is looked for (a
+/// panel starting at login with Unstuck may take a moment).
+const HOST_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything the tray works with.
+pub struct Setup {
+    pub shell: ShellOptions,
+    /// Where and how the tray's own backups go.
+    pub backup: BackupOptions,
+    pub platform_command: Option<Vec<String>>,
+    /// Unstuck's run records (the monitor reads them for exact progress).
+    pub runs: PathBuf,
+    pub log_file: PathBuf,
+    pub config_file: PathBuf,
+    pub exe: PathBuf,
+    pub demo: Option<Demo>,
+}
+
+/// `unstuck demo`: a first backup whose own watchdog never fires (so the
+/// monitor notices the stall and the menu offers Restart Backup), and what
+/// to do when the user restarts it (let the simulated phone go on).
+pub struct Demo {
+    pub first_backup: BackupOptions,
+    pub on_restart: Box<dyn Fn() + Send + Sync>,
+}
+
+/// A backup the tray runs itself, on its own thread.
+struct Job {
+    udid: Option<String>,
+    what: String,
+    cancel: Option<oneshot::Sender<()>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+enum Done {
+    Backup { what: String, outcome: Outcome },
+    Cancelled,
+}
+
+/// How a backup the tray ran ended.
+enum Outcome {
+    /// In words: files, size, folder.
+    Complete(String),
+    /// The user said no to a question.
+    Declined,
+    /// The monitor reports it, from the run record.
+    Reported,
+    /// Why, and the phone's ErrorCode when it gave one.
+    Failed(String, Option<u64>),
+}
+
+pub async fn run(
+    setup: Setup,
+    ui: EventLoopProxy<UiEvent>,
+    mut clicks: mpsc::UnboundedReceiver<String>,
+    mut ready: mpsc::UnboundedReceiver<()>,
+) {
+    let (effects_tx, mut effects_rx) = mpsc::unbounded_channel();
+    let (summaries_tx, mut summaries) = watch::channel(Vec::new());
+    let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    let poll_now = Arc::new(Notify::new());
+    tokio::spawn(shell::run_with(
+        setup.shell.clone(),
+        effects_tx,
+        Hooks {
+            summaries: Some(summaries_tx),
+            answers: Some(answers_tx),
+            poll_now: Some(poll_now.clone()),
+        },
+    ));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut c = Controller {
+        notifier: Notifier::new(),
+        start_at_login: read_start_at_login(&setup.exe),
+        setup,
+        job: None,
+        done: done_tx,
+        shown: None,
+        phones: Vec::new(),
+        no_devices: None,
+    };
+    if let Some(demo) = &c.setup.demo {
+        let options = demo.first_backup.clone();
+        c.start_backup(options, "backing up the demo iPhone".into());
+    }
+    let end = terminated();
+    tokio::pin!(end);
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        c.show(&ui);
+        tokio::select! {
+            Ok(()) = summaries.changed() => {
+                c.phones = summaries.borrow_and_update().clone();
+            }
+            Some(effect) = effects_rx.recv() => {
+                if let crate::monitor::Effect::StateChanged { .. } = effect {
+                    tracing::debug!(?effect, "state changed");
+                }
+            }
+            Some(id) = clicks.recv() => {
+                let Some(command) = Command::from_id(&id) else { continue };
+                tracing::info!(command = id, "menu");
+                if command == Command::Quit {
+                    break;
+                }
+                let udid = view::focus(&c.phones).map(|p| p.udid.clone());
+                c.run(command, udid).await;
+                poll_now.notify_one();
+            }
+            Some((notice, button)) = answers.recv() => {
+                tracing::info!(button, udid = notice.udid, "notification button");
+                c.answer(&notice, &button).await;
+                poll_now.notify_one();
+            }
+            Some(()) = ready.recv() => {
+                let notifier = c.notifier.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(HOST_GRACE).await;
+                    if let Err(why) = super::host::check().await {
+                        tracing::warn!(%why, "the tray icon will not be seen");
+                        let _ = notifier
+                            .post(&Message::new("Unstuck is running, but its icon cannot be shown", why))
+                            .await;
+                    }
+                });
+            }
+            Some(done) = done_rx.recv() => {
+                c.finished(done).await;
+                poll_now.notify_one();
+            }
+            _ = minute.tick() => {}
+            _ = &mut end => break,
+        }
+    }
+    if let Some(job) = c.job.take() {
+        stop(job).await;
+    }
+    let _ = ui.send_event(UiEvent::Quit);
+}
+
+struct Controller {
+    setup: Setup,
+    notifier: Notifier,
+    start_at_login: Option<bool>,
+    job: Option<Job>,
+    done: mpsc::UnboundedSender<Done>,
+    shown: Option<View>,
+    phones: Vec<PhoneSummary>,
+    no_devices: Option<String>,
+}
+
+impl Controller {
+    fn situation(&self) -> Situation {
+        Situation {
+            phones: self.phones.clone(),
+            now: Timestamp::now(),
+            start_at_login: self.start_at_login,
+            busy: self.job.as_ref().map(|j| j.what.clone()),
+            no_devices: self.no_devices.clone(),
+        }
+    }
+
+    /// Sends the view to the event loop when it changed.
+    fn show(&mut self, ui: &EventLoopProxy<UiEvent>) {
+        let view = view::view(&self.situation());
+        if self.shown.as_ref() != Some(&view) {
+            self.shown = Some(view.clone());
+            let _ = ui.send_event(UiEvent::Show(Box::new(view)));
+        }
+    }
+
+    fn phone(&self, udid: Option<&str>) -> Option<&PhoneSummary> {
+        udid.and_then(|u| self.phones.iter().find(|p| p.udid == u))
+    }
+
+    fn name(&self, udid: Option<&str>) -> String {
+        self.phone(udid)
+            .and_then(|p| p.name.clone())
+            .unwrap_or_else(|| "the iPhone".into())
+    }
+
+    async fn post(&self, message: Message) {
+        let _ = self.notifier.post(&message).await;
+    }
+
+    async fn answer(&mut self, notice: &Notice, button: &str) {
+        if button == notify::DETAILS {
+            if let Some(p) = self.phone(Some(&notice.udid)) {
+                self.post(messages::details(p)).await;
+            }
+            return;
+        }
+        let command = match notify::action_from_id(button) {
+            Some(Action::RestartBackup) => Command::BackUp,
+            Some(Action::NetworkAdvice) => Command::NetworkAdvice,
+            Some(Action::StorageCleanup) => Command::StorageCleanup,
+            Some(Action::EncryptionReset) => Command::Encryption,
+            Some(Action::RestartPhone) => Command::RestartPhone,
+            None => return,
+        };
+        self.run(command, Some(notice.udid.clone())).await;
+    }
+
+    async fn run(&mut self, command: Command, udid: Option<String>) {
+        let addr = self.setup.shell.usbmuxd.clone();
+        match command {
+            Command::BackUp => self.back_up(udid).await,
+            Command::NetworkAdvice => {
+                let detaches = self.phone(udid.as_deref()).map_or(0, |p| p.recent_detaches);
+                let name = self.name(udid.as_deref());
+                let (notifier, addr) = (self.notifier.clone(), addr);
+                tokio::spawn(async move {
+                    network_advice(&notifier, addr, udid, name, detaches).await;
+                });
+            }
+            Command::StorageCleanup => {
+                let (notifier, roots, addr) =
+                    (self.notifier.clone(), self.setup.shell.roots.clone(), addr);
+                tokio::spawn(async move { storage_cleanup(&notifier, roots, addr, udid).await });
+            }
+            Command::Encryption => {
+                let Some(addr) = addr else { return };
+                let notifier = self.notifier.clone();
+                tokio::spawn(async move {
+                    let message =
+                        match device::facts(&addr, udid.as_deref(), device::DEADLINE).await {
+                            Ok(facts) => messages::encryption(&facts),
+                            Err(e) => Message::new("Encryption", e.to_string()),
+                        };
+                    let _ = notifier.post(&message).await;
+                });
+            }
+            Command::RestartPhone => {
+                let Some(addr) = addr else { return };
+                let notifier = self.notifier.clone();
+                tokio::spawn(async move {
+                    let mut asker = Asker::new(notifier.clone());
+                    let result = tokio::task::spawn_blocking(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?;
+                        Ok::<_, std::io::Error>(rt.block_on(restart::restart_phone(
+                            &addr,
+                            udid.as_deref(),
+                            &mut asker,
+                        )))
+                    })
+                    .await;
+                    let message = match result {
+                        Ok(Ok(Ok(()))) => Message::new(
+                            "The iPhone is restarting",
+                            "It will be back in a minute; Unstuck will see it return.",
+                        ),
+                        Ok(Ok(Err(restart::RestartError::Declined))) => return,
+                        Ok(Ok(Err(e))) => Message::new("The iPhone did not restart", e.to_string()),
+                        Ok(Err(e)) => Message::new("The iPhone did not restart", e.to_string()),
+                        Err(e) => Message::new("The iPhone did not restart", e.to_string()),
+                    };
+                    let _ = notifier.post(&message).await;
+                });
+            }
+            Command::OpenBackupFolder => {
+                let focus = self.phone(udid.as_deref()).and_then(|p| p.folder.clone());
+                if let Some(folder) = focus {
+                    self.open(&folder).await;
+                }
+            }
+            Command::OpenLog => {
+                let log = self.setup.log_file.clone();
+                self.open(&log).await;
+            }
+            Command::Settings => {
+                let config = self.setup.config_file.clone();
+                self.open(&config).await;
+            }
+            Command::StartAtLogin => {
+                let exe = &self.setup.exe;
+                let result = if self.start_at_login == Some(true) {
+                    crate::autostart::disable(exe)
+                } else {
+                    crate::autostart::enable(exe)
+                };
+                if let Err(e) = result {
+                    self.post(Message::new(
+                        "Start at Login was not changed",
+                        e.to_string(),
+                    ))
+                    .await;
+                }
+                self.start_at_login = read_start_at_login(exe);
+            }
+            Command::Quit => {}
+        }
+    }
+
+    /// Back Up Now / Restart Backup: stops the tray's own backup of the
+    /// phone first, then restarts with `actions::restart` (which asks before
+    /// stopping another program).
+    async fn back_up(&mut self, udid: Option<String>) {
+        if let Some(job) = self.job.take() {
+            if job.udid.is_some() && job.udid != udid {
+                self.post(Message::new(
+                    "One backup at a time",
+                    format!("Unstuck is {}; try again when it is done.", job.what),
+                ))
+                .await;
+                self.job = Some(job);
+                return;
+            }
+            stop(job).await;
+        }
+        if let Some(demo) = &self.setup.demo {
+            (demo.on_restart)();
+        }
+        let mut options = self.setup.backup.clone();
+        options.udid = udid.clone();
+        let what = format!("backing up {}", self.name(udid.as_deref()));
+        self.start_backup(options, what);
+    }
+
+    fn start_backup(&mut self, options: BackupOptions, what: String) {
+        let Some(addr) = self.setup.shell.usbmuxd.clone() else {
+            return;
+        };
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        let done = self.done.clone();
+        let asker = Asker::new(self.notifier.clone());
+        let runs = self.setup.runs.clone();
+        let command = self.setup.platform_command.clone();
+        let udid = options.udid.clone();
+        let label = what.clone();
+        let thread = std::thread::Builder::new()
+            .name("unstuck-backup".into())
+            .spawn(move || {
+                let outcome = backup_thread(addr, options, command, asker, runs, cancel_rx);
+                let _ = done.send(match outcome {
+                    Some(outcome) => Done::Backup {
+                        what: label,
+                        outcome,
+                    },
+                    None => Done::Cancelled,
+                });
+            });
+        match thread {
+            Ok(thread) => {
+                self.job = Some(Job {
+                    udid,
+                    what,
+                    cancel: Some(cancel_tx),
+                    thread,
+                })
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the backup thread"),
+        }
+    }
+
+    async fn finished(&mut self, done: Done) {
+        let Done::Backup { what, outcome } = done else {
+            return;
+        };
+        self.job = None;
+        let message = match outcome {
+            Outcome::Complete(text) => Message::new("Backup complete", text),
+            Outcome::Declined | Outcome::Reported => return,
+            Outcome::Failed(e, _) => Message::new(
+                format!("Stopped {what}"),
+                format!("{e}. The last complete backup, if there was one, is unchanged."),
+            ),
+        };
+        self.post(message).await;
+    }
+
+    async fn open(&self, path: &Path) {
+        if let Err(e) = open(path).await {
+            self.post(Message::new(format!("Cannot open {}", path.display()), e))
+                .await;
+        }
+    }
+}
+
+/// Ctrl-C, or (on Unix) the SIGTERM a session sends at logout.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn read_start_at_login(exe: &Path) -> Option<bool> {
+    crate::autostart::status(exe)
+        .ok()
+        .map(|s| s == crate::autostart::Status::On)
+}
+
+/// Cancels a backup job and waits for its thread.
+async fn stop(mut job: Job) {
+    if let Some(cancel) = job.cancel.take() {
+        let _ = cancel.send(());
+    }
+    let _ = tokio::task::spawn_blocking(move || job.thread.join()).await;
+}
+
+/// One backup, start to end, on its own thread and runtime (its questions
+/// block this thread while the main runtime asks them). `None` when it was
+/// cancelled.
+fn backup_thread(
+    addr: MuxAddress,
+    options: BackupOptions,
+    command: Option<Vec<String>>,
+    mut asker: Asker,
+    runs: PathBuf,
+    cancel: oneshot::Receiver<()>,
+) -> Option<Outcome> {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return Some(Outcome::Failed(
+                format!("cannot start the backup ({e})"),
+                None,
+            ));
+        }
+    };
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut recorder = engine::record::Recorder::new(runs);
+        let work = async {
+            let Some(command) = command else {
+                let result = restart::restart_backup(&addr, &options, &mut asker, &tx).await;
+                return match result {
+                    Ok(report) => Outcome::Complete(format!(
+                        "{} files, {} — {}",
+                        report.files,
+                        crate::humanize::bytes(report.bytes),
+                        report.folder.display()
+                    )),
+                    Err(restart::RestartError::Declined) => Outcome::Declined,
+                    Err(e) => {
+                        let code = match &e {
+                            restart::RestartError::Engine(engine::EngineError::Phone {
+                                code,
+                                ..
+                            }) => Some(*code),
+                            _ => None,
+                        };
+                        Outcome::Failed(e.to_string(), code)
+                    }
+                };
+            };
+            let udid = match restart::prepare(&addr, &options, &mut asker).await {
+                Ok(udid) => udid,
+                Err(restart::RestartError::Declined) => return Outcome::Declined,
+                Err(e) => return Outcome::Failed(e.to_string(), None),
+            };
+            match restart::run_platform_command(&command, &udid, &options.dest).await {
+                Ok(status) if status.success() => {
+                    Outcome::Complete(format!("{} finished.", command[0]))
+                }
+                Ok(status) => Outcome::Failed(format!("{} ended with {status}", command[0]), None),
+                Err(e) => Outcome::Failed(format!("cannot run {} ({e})", command[0]), None),
+            }
+        };
+        tokio::pin!(work);
+        tokio::pin!(cancel);
+        loop {
+            tokio::select! {
+                outcome = &mut work => {
+                    while let Ok(event) = rx.try_recv() {
+                        recorder.event(&event);
+                    }
+                    // A run that started is the monitor's to report (it
+                    // reads the record); one that never started is ours.
+                    let outcome = match outcome {
+                        Outcome::Complete(_) if recorder.started() => {
+                            recorder.finish(None);
+                            Outcome::Reported
+                        }
+                        Outcome::Failed(_, code) if recorder.started() => {
+                            recorder.finish(Some(code));
+                            Outcome::Reported
+                        }
+                        other => other,
+                    };
+                    return Some(outcome);
+                }
+                Some(event) = rx.recv() => recorder.event(&event),
+                _ = &mut cancel => return None,
+            }
+        }
+    })
+}
+
+/// Asks questions as notifications from any thread: the main runtime shows
+/// them and waits for the click; this side blocks until then.
+struct Asker {
+    notifier: Notifier,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Asker {
+    fn new(notifier: Notifier) -> Asker {
+        Asker {
+            notifier,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Confirm for Asker {
+    fn confirm(&mut self, question: &str) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let notifier = self.notifier.clone();
+        let message = messages::question(question);
+        self.runtime.spawn(async move {
+            let yes = notifier.ask(&message, messages::YES, ASK_WAIT).await;
+            let _ = tx.send(yes);
+        });
+        let yes = rx.recv().unwrap_or(false);
+        tracing::info!(question, yes, "asked");
+        yes
+    }
+
+    /// The newest complete backup is never moved from the tray: that takes
+    /// `unstuck fix storage` and a typed yes.
+    fn confirm_again(&mut self, _question: &str) -> bool {
+        false
+    }
+}
+
+async fn network_advice(
+    notifier: &Notifier,
+    addr: Option<MuxAddress>,
+    udid: Option<String>,
+    name: String,
+    recent_detaches: u32,
+) {
+    let facts = match &addr {
+        Some(addr) => device::facts(addr, udid.as_deref(), device::DEADLINE)
+            .await
+            .ok(),
+        None => None,
+    };
+    let advice = network::advise(&network::Inputs {
+        link: facts.as_ref().map(|f| f.link),
+        wifi_sync: facts.as_ref().and_then(|f| f.wifi_sync),
+        recent_detaches,
+        network_up: None,
+    });
+    let Ok(shown) = notifier.post(&messages::network(&name, &advice)).await else {
+        return;
+    };
+    if shown.answer(ASK_WAIT).await.as_deref() == Some(messages::WIFI_SYNC_ON)
+        && let (Some(addr), Some(facts)) = (addr, facts)
+    {
+        let message =
+            match device::set_wifi_sync(&addr, Some(&facts.udid), true, device::DEADLINE).await {
+                Ok(()) => Message::new(
+                    "Wi-Fi sync is on",
+                    format!("{name} can now back up over Wi-Fi while it charges."),
+                ),
+                Err(e) => Message::new("Wi-Fi sync was not changed", e.to_string()),
+            };
+        let _ = notifier.post(&message).await;
+    }
+}
+
+async fn storage_cleanup(
+    notifier: &Notifier,
+    roots: Vec<PathBuf>,
+    addr: Option<MuxAddress>,
+    udid: Option<String>,
+) {
+    let surveyed = roots.clone();
+    let Ok((free, items)) = tokio::task::spawn_blocking(move || {
+        use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
+        let free: Vec<(PathBuf, u64)> = surveyed
+            .iter()
+            .filter(|r| r.exists())
+            .map(|r| (r.clone(), FsBackupDelegate.get_free_disk_space(r)))
+            .collect();
+        let items = storage::survey(
+            &surveyed,
+            Timestamp::now(),
+            jiff::SignedDuration::from_hours(24 * 180),
+        );
+        (free, items)
+    })
+    .await
+    else {
+        return;
+    };
+    let mut hints = Vec::new();
+    if let Some(addr) = &addr
+        && let Ok(facts) = device::facts(addr, udid.as_deref(), device::DEADLINE).await
+    {
+        hints.extend(storage::phone_hints(&facts));
+        hints.extend(storage::icloud_hint(&facts));
+    }
+    let Ok(shown) = notifier
+        .post(&messages::storage(&free, &items, &hints))
+        .await
+    else {
+        return;
+    };
+    if shown.answer(ASK_WAIT).await.as_deref() != Some(messages::TRASH_LEFTOVERS) {
+        return;
+    }
+    // The click on the button that named them is the yes for these items.
+    let leftovers = messages::leftovers(&items);
+    let moved = tokio::task::spawn_blocking(move || {
+        let mut yes = actions::Scripted::new(&vec![true; leftovers.len()]);
+        let mut freed = 0;
+        let mut errors = Vec::new();
+        for item in &leftovers {
+            match storage::move_to_trash(item, &mut yes) {
+                Ok(bytes) => freed += bytes,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        (freed, errors)
+    })
+    .await;
+    let message = match moved {
+        Ok((freed, errors)) if errors.is_empty() => Message::new(
+            "Moved to the trash",
+            format!(
+                "{} freed once the trash is emptied.",
+                crate::humanize::bytes(freed)
+            ),
+        ),
+        Ok((_, errors)) => Message::new("Some items were not moved", errors.join("\n")),
+        Err(e) => Message::new("Nothing was moved", e.to_string()),
+    };
+    let _ = notifier.post(&message).await;
+}
+
+/// Opens a file or folder with the desktop's default program.
+async fn open(path: &Path) -> Result<(), String> {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    if !path.exists() {
+        return Err(format!("{} does not exist (yet)", path.display()));
+    }
+    tokio::process::Command::new(program)
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("{program} could not be started ({e})"))
+}

@@ -1,0 +1,236 @@
+//! The notifications the tray's fixes answer with, built from plain data:
+//! network advice, storage clean-up, encryption, the details of a stall.
+//! Button identifiers are constants here, so the controller and the tests
+//! agree on them.
+
+use std::path::PathBuf;
+
+use crate::actions::{self, network::Advice, storage::Item, storage::ItemKind};
+use crate::device::DeviceFacts;
+use crate::humanize;
+use crate::monitor::PhoneSummary;
+use crate::notify::{self, Message};
+
+pub const WIFI_SYNC_ON: &str = "wifi-sync-on";
+pub const TRASH_LEFTOVERS: &str = "trash-leftovers";
+pub const YES: &str = "yes";
+
+/// How many items a storage notification lists (largest first).
+const LISTED: usize = 5;
+
+/// Network advice, most likely fix first; a button turns Wi-Fi sync on when
+/// the advice says so.
+pub fn network(phone: &str, advice: &[Advice]) -> Message {
+    let body = advice
+        .iter()
+        .enumerate()
+        .map(|(n, a)| format!("{}. {}", n + 1, a.text))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut m = Message::new(format!("Network advice for {phone}"), body);
+    if advice.iter().any(|a| a.toggle_wifi_sync == Some(true)) {
+        m = m.button(WIFI_SYNC_ON, "Turn On Wi-Fi Sync");
+    }
+    m
+}
+
+/// Items that only get in the way: safe to move to the trash in one click
+/// (never a complete backup).
+pub fn leftovers(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.kind,
+                ItemKind::Interrupted
+                    | ItemKind::SnapshotFolder
+                    | ItemKind::EmptyManifestPlist
+                    | ItemKind::EngineLeftover
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// What takes space, with sizes, free space per backup folder and the
+/// phone's own hints; a button moves the leftovers to the trash.
+pub fn storage(free: &[(PathBuf, u64)], items: &[Item], phone_hints: &[String]) -> Message {
+    let mut lines: Vec<String> = free
+        .iter()
+        .map(|(root, bytes)| format!("{} free on {}", humanize::bytes(*bytes), root.display()))
+        .collect();
+    if items.is_empty() {
+        lines.push("Nothing to clean up in the backup folders.".into());
+    }
+    for item in items.iter().take(LISTED) {
+        lines.push(format!(
+            "{} — {}: {}",
+            humanize::bytes(item.bytes),
+            item.device_name.as_deref().unwrap_or("unknown phone"),
+            item.why
+        ));
+    }
+    if items.len() > LISTED {
+        lines.push(format!(
+            "… and {} more (unstuck fix storage lists them all).",
+            items.len() - LISTED
+        ));
+    }
+    lines.extend(phone_hints.iter().map(|h| format!("iPhone: {h}")));
+    let mut m = Message::new("Storage clean-up", lines.join("\n"));
+    let leftovers = leftovers(items);
+    if !leftovers.is_empty() {
+        let bytes: u64 = leftovers.iter().map(|i| i.bytes).sum();
+        m = m.button(
+            TRASH_LEFTOVERS,
+            &format!(
+                "Move {} Leftover{} to Trash ({})",
+                leftovers.len(),
+                if leftovers.len() == 1 { "" } else { "s" },
+                humanize::bytes(bytes)
+            ),
+        );
+    }
+    m
+}
+
+/// Whether backups are encrypted, and the way out of a forgotten password.
+pub fn encryption(facts: &DeviceFacts) -> Message {
+    let name = facts.name.as_deref().unwrap_or("the iPhone");
+    let body = match facts.backup.will_encrypt {
+        Some(true) => {
+            let steps = actions::FORGOTTEN_PASSWORD_STEPS
+                .iter()
+                .enumerate()
+                .map(|(n, s)| format!("{}. {s}", n + 1))
+                .collect::<Vec<_>>()
+                .join("\n");
+            format!(
+                "Backups of {name} are encrypted. To change the password or turn it off: unstuck encryption change | off.\nForgot the password?\n{steps}"
+            )
+        }
+        Some(false) => format!(
+            "Backups of {name} are not encrypted. Encrypted backups also keep saved passwords, Health data and Wi-Fi settings: turn it on with unstuck encryption on."
+        ),
+        None => format!("{name} did not say whether its backups are encrypted."),
+    };
+    Message::new(format!("Encryption — {name}"), body)
+}
+
+/// The evidence behind a phone's state, cause by cause.
+pub fn details(phone: &PhoneSummary) -> Message {
+    let name = phone.name.as_deref().unwrap_or("the iPhone");
+    let mut lines = Vec::new();
+    for f in &phone.findings {
+        lines.push(format!("{}: {}", f.cause.headline(), f.evidence.join("; ")));
+        let fixes: Vec<&str> = f.actions.iter().map(|a| notify::action_label(*a)).collect();
+        if !fixes.is_empty() {
+            lines.push(format!("  Fix: {}", fixes.join(", ")));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(format!("Nothing is wrong with the backups of {name} now."));
+    }
+    Message::new(format!("Details — {name}"), lines.join("\n"))
+}
+
+/// A yes-or-no question, with Yes and No buttons.
+pub fn question(text: &str) -> Message {
+    Message::new("Unstuck asks", text)
+        .button(YES, "Yes")
+        .button("no", "No")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::{Action, Cause, Finding, PhoneState};
+
+    fn item(kind: ItemKind, bytes: u64) -> Item {
+        Item {
+            kind,
+            path: "/b/x".into(),
+            bytes,
+            udid: Some("u".into()),
+            device_name: Some("Ann's iPhone".into()),
+            why: "why".into(),
+        }
+    }
+
+    #[test]
+    fn storage_lists_sizes_and_offers_only_leftovers_to_the_trash() {
+        let items = vec![
+            item(ItemKind::Backup { newest: true }, 5_000_000_000),
+            item(ItemKind::Interrupted, 2_100_000_000),
+            item(ItemKind::SnapshotFolder, 300_000_000),
+        ];
+        let m = storage(&[("/b".into(), 7_000_000_000)], &items, &[]);
+        assert!(
+            m.body
+                .starts_with("7.0 GB free on /b\n5.0 GB — Ann's iPhone: why"),
+            "{}",
+            m.body
+        );
+        assert_eq!(
+            m.buttons,
+            vec![(
+                TRASH_LEFTOVERS.to_owned(),
+                "Move 2 Leftovers to Trash (2.4 GB)".to_owned()
+            )]
+        );
+        assert_eq!(leftovers(&items).len(), 2);
+    }
+
+    #[test]
+    fn storage_with_only_backups_offers_no_button() {
+        let m = storage(&[], &[item(ItemKind::Backup { newest: false }, 1)], &[]);
+        assert!(m.buttons.is_empty());
+        let m = storage(&[], &[], &["low".into()]);
+        assert_eq!(
+            m.body,
+            "Nothing to clean up in the backup folders.\niPhone: low"
+        );
+    }
+
+    #[test]
+    fn network_advice_is_numbered_and_offers_the_switch() {
+        let advice = vec![
+            Advice {
+                text: "Use another cable.".into(),
+                toggle_wifi_sync: None,
+            },
+            Advice {
+                text: "Turn on Wi-Fi sync.".into(),
+                toggle_wifi_sync: Some(true),
+            },
+        ];
+        let m = network("Ann's iPhone", &advice);
+        assert_eq!(m.title, "Network advice for Ann's iPhone");
+        assert_eq!(m.body, "1. Use another cable.\n2. Turn on Wi-Fi sync.");
+        assert_eq!(m.buttons[0].0, WIFI_SYNC_ON);
+        assert!(network("x", &advice[..1]).buttons.is_empty());
+    }
+
+    #[test]
+    fn details_give_evidence_and_fixes() {
+        let p = PhoneSummary {
+            udid: "u".into(),
+            name: Some("Ann's iPhone".into()),
+            state: PhoneState::Idle,
+            findings: vec![Finding {
+                cause: Cause::Detached,
+                evidence: vec!["usbmuxd reported the phone gone".into()],
+                actions: vec![Action::RestartBackup, Action::NetworkAdvice],
+            }],
+            last_complete: None,
+            attached: false,
+            link: None,
+            recent_detaches: 1,
+            folder: None,
+        };
+        assert_eq!(
+            details(&p).body,
+            "the iPhone was disconnected: usbmuxd reported the phone gone\n  Fix: Restart Backup, Network Advice"
+        );
+    }
+}
