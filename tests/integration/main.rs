@@ -11,6 +11,9 @@ mod autostart;
 mod bad_input;
 /// The config file: created on first run, errors that name the key and line.
 mod config;
+/// A private desktop (bus, Xvfb, dunst, xfce4-panel) for the tray and
+/// notification tests.
+mod desktop;
 /// The device layer (our client code) against the simulated iPhone.
 mod device;
 /// The backup engine against the simulated iPhone.
@@ -29,5 +32,7 @@ mod read_only;
 mod sim;
 /// The `status` command end to end: table, JSON, exit codes, roots.
 mod status;
+/// The tray app over DBus, on a real panel and notification server.
+mod tray;
 /// `unstuck watch` against a backup made by idevicebackup2.
 mod watch;

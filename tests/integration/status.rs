@@ -261,6 +261,12 @@ fn demo_runs_without_a_phone() {
     run.success();
     let out = run.stdout();
     assert!(out.contains("No iPhone is involved"), "{out}");
+    assert!(
+        run.stderr()
+            .contains("No graphical session (DISPLAY and WAYLAND_DISPLAY are unset): showing the demo in the terminal."),
+        "{}",
+        run.stderr()
+    );
     for expected in [
         "complete",
         "interrupted",

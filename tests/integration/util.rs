@@ -43,8 +43,18 @@ impl Home {
             .env("XDG_DATA_HOME", self.path().join("data"))
             .env("XDG_CACHE_HOME", self.path().join("cache"))
             .env_remove("UNSTUCK_CONFIG")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            // Never the real user's desktop: tests that want one start
+            // their own (`desktop::Desktop`).
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
         cmd
+    }
+
+    /// Unstuck's log file in this home.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path().join("data/unstuck/unstuck.log")).unwrap_or_default()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -207,4 +217,14 @@ pub fn backup_named<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_jso
 pub fn backup_programs_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A child process killed when the test ends, passed or failed.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

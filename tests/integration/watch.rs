@@ -4,14 +4,14 @@
 //! sends about 1 MB/s, so each test takes a few seconds.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use unstuck::sim::{Sim, SimConfig, SimEvent, Stall};
 
 use super::sim::{UDID, config};
-use crate::util::{self, Home};
+use crate::util::{self, Home, KillOnDrop};
 
 fn idevicebackup2_present(test: &str) -> bool {
     let present = Command::new("idevicebackup2")
@@ -36,15 +36,6 @@ fn slow_config() -> SimConfig {
 
 /// A child process that is killed when the test ends, passed or failed: an
 /// idevicebackup2 left running would be seen by the next test's watch.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct Watching {
     _child: KillOnDrop,
     lines: mpsc::Receiver<(Instant, serde_json::Value)>,
