@@ -57,6 +57,8 @@ impl std::fmt::Display for TrayError {
 /// the controller runs on `runtime`.
 pub fn run(runtime: &tokio::runtime::Runtime, setup: Setup) -> Result<(), TrayError> {
     use winit::event_loop::EventLoop;
+    // The tray's DBus connection (made on this thread) then runs on tokio.
+    let _runtime = runtime.enter();
     let event_loop = EventLoop::<app::UiEvent>::with_user_event()
         .build()
         .map_err(|e| TrayError::NoDisplay(e.to_string()))?;
