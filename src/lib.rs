@@ -12,7 +12,9 @@
 //! - `monitor`: watches every backup; decides states, causes and notices
 //!   from plain observations (`core`), reads the world (`observe`), loops
 //!   (`shell`).
-//! - `notify`: desktop notifications with a time-out.
+//! - `notify`: desktop notifications with buttons, each call with a time-out.
+//! - `tray`: the tray app — what it shows (`view`, pure), the event loop and
+//!   icon (`app`), the monitor and the fixes behind it (`controller`).
 //! - `config`: the settings file, checked key by key, and Unstuck's own folders.
 //! - `cli`: the command line, from parsed arguments to output.
 //! - `sim`: a simulated iPhone that speaks usbmuxd, lockdownd (TLS) and

@@ -18,7 +18,7 @@ pub mod restart;
 pub mod storage;
 
 /// Asks the user to agree before an action goes ahead. The CLI asks at a
-/// prompt (or takes `--yes`), the tray shows a dialog, tests answer.
+/// prompt (or takes `--yes`), the tray asks by notification, tests answer.
 pub trait Confirm {
     fn confirm(&mut self, question: &str) -> bool;
 
