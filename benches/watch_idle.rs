@@ -21,15 +21,7 @@ fn main() {
     }
     let home = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    for n in 0..10 {
-        let mut b = unstuck::synthetic::SyntheticBackup::new(
-            &format!("00008120-{:016X}", n + 1),
-            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(20),
-        );
-        b.files = 2000;
-        b.file_size = 64;
-        b.write(root.path()).unwrap();
-    }
+    idle::backups(root.path());
     let (mut sim, addr) = idle::sim(&bin, home.path());
     let mut watch = Command::new(&bin)
         .args(["watch", "--no-notify", "--backup-root"])
@@ -49,16 +41,9 @@ fn main() {
     let _ = watch.wait();
     let _ = sim.kill();
     let _ = sim.wait();
-    match figures {
-        Some(f) => {
-            println!("idle unstuck watch, 10 backups, 1 phone attached, {secs} s:");
-            println!("  CPU {:.4} % of a core (goal <= 0.05 %)", f.cpu_percent);
-            println!("  {:.2} wake-ups/s over all threads", f.wakeups_per_sec);
-            println!(
-                "  memory {:.1} MiB now, {:.1} MiB peak (goal <= 12 MiB)",
-                f.rss_mib, f.peak_mib
-            );
-        }
-        None => println!("the watch process ended early; no figures"),
-    }
+    idle::report(
+        &format!("idle unstuck watch, 10 backups, 1 phone attached, {secs} s"),
+        figures,
+        12.0,
+    );
 }

@@ -105,3 +105,33 @@ pub fn window() -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60)
 }
+
+/// Prints `figures` for `what` against the goals (0.05 % of a core, and
+/// `goal_mib` of memory).
+pub fn report(what: &str, figures: Option<Figures>, goal_mib: f64) {
+    let Some(f) = figures else {
+        println!("{what}: the process ended early or never started; no figures");
+        return;
+    };
+    println!("{what}:");
+    println!("  CPU {:.4} % of a core (goal <= 0.05 %)", f.cpu_percent);
+    println!("  {:.2} wake-ups/s over all threads", f.wakeups_per_sec);
+    println!(
+        "  memory {:.1} MiB now, {:.1} MiB peak (goal <= {goal_mib:.0} MiB)",
+        f.rss_mib, f.peak_mib
+    );
+}
+
+/// Ten complete backups of 2,000 small files each in `root`, the last
+/// twenty hours ago: what the idle benchmarks watch.
+pub fn backups(root: &std::path::Path) {
+    for n in 0..10 {
+        let mut b = unstuck::synthetic::SyntheticBackup::new(
+            &format!("00008120-{:016X}", n + 1),
+            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(20),
+        );
+        b.files = 2000;
+        b.file_size = 64;
+        b.write(root).unwrap();
+    }
+}

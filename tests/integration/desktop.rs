@@ -125,13 +125,10 @@ impl Desktop {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(bus.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let address = first_line(&mut bus);
         Desktop {
             dir,
-            bus: line.trim().to_owned(),
+            bus: address,
             children: vec![bus],
             display: None,
             dunst: None,
@@ -156,12 +153,8 @@ impl Desktop {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(xvfb.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        d.display = Some(format!(":{}", first_line(&mut xvfb)));
         d.children.push(xvfb);
-        d.display = Some(format!(":{}", line.trim()));
         d
     }
 
@@ -327,23 +320,31 @@ impl Desktop {
         .unwrap_or_default()
     }
 
+    /// The tray's whole menu with `properties` (a GVariant list of names),
+    /// as gdbus prints it.
+    pub fn layout(&self, item: &str, properties: &str) -> String {
+        self.menu_bar(item, "GetLayout", &["--", "0", "-1", properties])
+            .unwrap_or_default()
+    }
+
+    /// Calls `method` of `item`'s com.canonical.dbusmenu interface.
+    fn menu_bar(&self, item: &str, method: &str, args: &[&str]) -> Option<String> {
+        let method = format!("com.canonical.dbusmenu.{method}");
+        let mut all = vec![
+            "--dest",
+            item,
+            "--object-path",
+            "/MenuBar",
+            "--method",
+            &method,
+        ];
+        all.extend_from_slice(args);
+        self.gdbus(&all)
+    }
+
     /// The tray's menu: (id, label, enabled) per item, separators left out.
     pub fn menu(&self, item: &str) -> Vec<(i32, String, bool)> {
-        let layout = self
-            .gdbus(&[
-                "--dest",
-                item,
-                "--object-path",
-                "/MenuBar",
-                "--method",
-                "com.canonical.dbusmenu.GetLayout",
-                "--",
-                "0",
-                "-1",
-                "['label', 'enabled']",
-            ])
-            .unwrap_or_default();
-        layout
+        self.layout(item, "['label', 'enabled']")
             .split("<(")
             .skip(1)
             .filter_map(|entry| {
@@ -363,18 +364,11 @@ impl Desktop {
             .iter()
             .find(|(_, l, _)| l.starts_with(label))
             .unwrap_or_else(|| panic!("no {label:?} in the menu: {menu:?}"));
-        self.gdbus(&[
-            "--dest",
+        self.menu_bar(
             item,
-            "--object-path",
-            "/MenuBar",
-            "--method",
-            "com.canonical.dbusmenu.Event",
-            &id.to_string(),
-            "clicked",
-            "<int32 0>",
-            "0",
-        ])
+            "Event",
+            &[&id.to_string(), "clicked", "<int32 0>", "0"],
+        )
         .expect("the click was refused");
     }
 
@@ -456,6 +450,15 @@ impl Desktop {
             .success();
         assert!(ok, "xdotool failed");
     }
+}
+
+/// The first line `child` prints (a server's address), trimmed.
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_owned()
 }
 
 /// The GVariant string that follows `key` in `text` ('…' or "…").

@@ -364,19 +364,7 @@ fn start_at_login_is_a_checkbox() {
     let entry = home.path().join(".config/autostart/Unstuck.desktop");
     let checked = || {
         desktop
-            .gdbus(&[
-                "--dest",
-                &tray.item,
-                "--object-path",
-                "/MenuBar",
-                "--method",
-                "com.canonical.dbusmenu.GetLayout",
-                "--",
-                "0",
-                "-1",
-                "['label', 'toggle-state']",
-            ])
-            .unwrap_or_default()
+            .layout(&tray.item, "['label', 'toggle-state']")
             .split("<(")
             .find(|e| e.contains("'Start at Login'"))
             .map(|e| e.contains("'toggle-state': <1>"))
