@@ -43,6 +43,9 @@ pub struct Hooks {
     pub answers: Option<mpsc::UnboundedSender<(Notice, String)>>,
     /// Notified to poll at once (after a fix, say).
     pub poll_now: Option<Arc<Notify>>,
+    /// Why phones cannot be seen (usbmuxd unreachable), or `None` while
+    /// they can.
+    pub devices: Option<watch::Sender<Option<String>>>,
 }
 
 /// How long a notification's buttons are listened to.
@@ -141,8 +144,17 @@ pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effe
                 DeviceEvent::Detached(d) => {
                     attached.remove(&d.udid);
                 }
-                DeviceEvent::MuxUnavailable(e) => tracing::info!(error = %e, "watching folders and programs only"),
-                DeviceEvent::MuxAvailable => {}
+                DeviceEvent::MuxUnavailable(e) => {
+                    tracing::info!(error = %e, "watching folders and programs only");
+                    if let Some(devices) = &hooks.devices {
+                        devices.send_replace(Some(e.to_string()));
+                    }
+                }
+                DeviceEvent::MuxAvailable => {
+                    if let Some(devices) = &hooks.devices {
+                        devices.send_replace(None);
+                    }
+                }
             },
             Some(facts) = facts_rx.recv() => {
                 if let Some((_, slot)) = attached.get_mut(&facts.udid) {

@@ -83,6 +83,7 @@ pub async fn run(
 ) {
     let (effects_tx, mut effects_rx) = mpsc::unbounded_channel();
     let (summaries_tx, mut summaries) = watch::channel(Vec::new());
+    let (devices_tx, mut devices) = watch::channel(None);
     let (answers_tx, mut answers) = mpsc::unbounded_channel();
     let poll_now = Arc::new(Notify::new());
     tokio::spawn(shell::run_with(
@@ -92,9 +93,11 @@ pub async fn run(
             summaries: Some(summaries_tx),
             answers: Some(answers_tx),
             poll_now: Some(poll_now.clone()),
+            devices: Some(devices_tx),
         },
     ));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let setup_usbmuxd = setup.shell.usbmuxd.clone();
     let mut c = Controller {
         notifier: Notifier::new(),
         start_at_login: read_start_at_login(&setup.exe),
@@ -103,7 +106,12 @@ pub async fn run(
         done: done_tx,
         shown: None,
         phones: Vec::new(),
-        no_devices: None,
+        no_devices: match &setup_usbmuxd {
+            Some(_) => None,
+            None => Some(
+                "no usbmuxd address could be worked out (see usbmuxd_address in Settings)".into(),
+            ),
+        },
     };
     if let Some(demo) = &c.setup.demo {
         let options = demo.first_backup.clone();
@@ -118,6 +126,9 @@ pub async fn run(
         tokio::select! {
             Ok(()) = summaries.changed() => {
                 c.phones = summaries.borrow_and_update().clone();
+            }
+            Ok(()) = devices.changed() => {
+                c.no_devices = devices.borrow_and_update().clone();
             }
             Some(effect) = effects_rx.recv() => {
                 if let crate::monitor::Effect::StateChanged { .. } = effect {

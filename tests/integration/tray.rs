@@ -18,8 +18,14 @@ struct Tray {
 
 /// Starts `unstuck ARGS` in `home` on `desktop` and waits for its tray item.
 fn start(home: &Home, desktop: &Desktop, args: &[&str]) -> Tray {
+    start_with(home, desktop, args, &[])
+}
+
+/// [`start`] with more environment variables.
+fn start_with(home: &Home, desktop: &Desktop, args: &[&str], env: &[(&str, &str)]) -> Tray {
     let mut cmd = home.command(args);
     desktop.apply(&mut cmd);
+    cmd.envs(env.iter().copied());
     let child: Child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -420,4 +426,70 @@ fn sigterm_ends_the_tray_cleanly() {
     wait_until("the exit", || child.0.try_wait().unwrap().is_some());
     assert_eq!(child.0.wait().unwrap().code(), Some(0));
     assert!(!folder.exists(), "{} is left behind", folder.display());
+}
+
+/// The plain app with usbmuxd not running: the menu says so on its first
+/// line and keeps every item, disabled with its reason.
+#[test]
+fn without_usbmuxd_the_menu_says_so() {
+    if !present_for_tray("without_usbmuxd_the_menu_says_so") {
+        return;
+    }
+    let desktop = Desktop::with_panel();
+    let home = Home::new();
+    let root = tempfile::tempdir().unwrap();
+    home.write_config(&format!(
+        "backup_roots = [{:?}]\n",
+        root.path().to_str().unwrap()
+    ));
+    // Port 9 (discard) on loopback: nothing listens there.
+    let tray = start_with(
+        &home,
+        &desktop,
+        &[],
+        &[("USBMUXD_SOCKET_ADDRESS", "127.0.0.1:9")],
+    );
+    wait_until("the usbmuxd line", || {
+        tray.labels(&desktop).first().is_some_and(|(l, _)| {
+            l.starts_with("No iPhone seen: usbmuxd is not running at 127.0.0.1:9")
+        })
+    });
+    let labels = tray.labels(&desktop);
+    assert!(
+        labels.contains(&("Back Up Now (no iPhone seen)".into(), false)),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&("Storage Clean-up…".into(), true)),
+        "{labels:?}"
+    );
+    assert!(tray.title(&desktop).contains("no iPhone seen"));
+}
+
+/// A display but no DBus session bus: the tray cannot be shown, and says
+/// why and what works instead.
+#[test]
+fn without_a_session_bus_the_tray_fails_clearly() {
+    if !present_all(
+        "without_a_session_bus_the_tray_fails_clearly",
+        &["Xvfb", "dbus-daemon"],
+    ) {
+        return;
+    }
+    let desktop = Desktop::with_display();
+    let home = Home::new();
+    let mut cmd = home.command(&["--tray"]);
+    desktop.apply(&mut cmd);
+    let out = cmd
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("USBMUXD_SOCKET_ADDRESS", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot show the tray icon"), "{stderr}");
+    assert!(
+        stderr.contains("`unstuck watch` works without a tray"),
+        "{stderr}"
+    );
 }
