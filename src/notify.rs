@@ -57,6 +57,11 @@ impl Message {
     }
 }
 
+/// Whether this platform's notifications report which button was clicked
+/// (the freedesktop servers do; on macOS and Windows notify-rust does not
+/// here).
+pub const ANSWERS: bool = cfg!(all(unix, not(target_os = "macos")));
+
 /// The button identifier of "Details" on a monitor notice.
 pub const DETAILS: &str = "details";
 

@@ -556,9 +556,22 @@ impl Asker {
 
 impl Confirm for Asker {
     fn confirm(&mut self, question: &str) -> bool {
-        let (tx, rx) = std::sync::mpsc::channel();
         let notifier = self.notifier.clone();
+        if !notify::ANSWERS {
+            // No button can answer here: say what was asked and where to say yes.
+            let message = Message::new(
+                "Unstuck needs a yes",
+                format!(
+                    "{question}\nAnswer it in a terminal: unstuck fix restart (or fix restart-iphone)."
+                ),
+            );
+            self.runtime.spawn(async move {
+                let _ = notifier.post(&message).await;
+            });
+            return false;
+        }
         let message = messages::question(question);
+        let (tx, rx) = std::sync::mpsc::channel();
         self.runtime.spawn(async move {
             let yes = notifier.ask(&message, messages::YES, ASK_WAIT).await;
             let _ = tx.send(yes);
