@@ -104,7 +104,7 @@ fn tray(ctx: &Context, scenario: &str, force: bool) -> Result<ExitCode> {
     setup.shell.runs = Some(setup.runs.clone());
     setup.shell.busy_poll = Duration::from_secs(1);
     setup.shell.idle_poll = Duration::from_secs(5);
-    super::tray::start(ctx, &runtime, setup, force, || {
+    super::tray::start(ctx, runtime, setup, force, || {
         eprintln!("Showing the demo in the terminal instead.");
         terminal(ctx)
     })

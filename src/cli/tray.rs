@@ -29,21 +29,24 @@ pub fn run(ctx: &Context, force: bool) -> Result<ExitCode> {
         ctx.config.monitor.monitor_config(),
         None,
     )?;
-    start(ctx, &runtime, setup, force, || {
+    start(ctx, runtime, setup, force, || {
         super::watch::run(ctx, &[], false, false, true)
     })
 }
 
-/// Runs the tray; when it cannot reach the display, `fallback` runs instead
-/// (or, with `force`, a clear error).
+/// Runs the tray on `runtime` (shut down when it ends); when it cannot reach
+/// the display, `fallback` runs instead (or, with `force`, a clear error).
 pub fn start(
     _ctx: &Context,
-    runtime: &tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     setup: Setup,
     force: bool,
     fallback: impl FnOnce() -> Result<ExitCode>,
 ) -> Result<ExitCode> {
-    match tray::run(runtime, setup) {
+    let ran = tray::run(&runtime, setup);
+    // A backup thread still waiting for an answer must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match ran {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(TrayError::NoDisplay(why)) if force => bail!(
             "cannot start the tray: no display to show it on ({why}). Run Unstuck inside a desktop session, or use `unstuck watch`"

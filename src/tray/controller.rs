@@ -171,7 +171,9 @@ pub async fn run(
         }
     }
     if let Some(job) = c.job.take() {
-        stop(job).await;
+        // Quit waits for a clean stop only briefly: a thread waiting for an
+        // answer is left to end with the process.
+        stop(job, Duration::from_secs(2)).await;
     }
     let _ = ui.send_event(UiEvent::Quit);
 }
@@ -345,7 +347,7 @@ impl Controller {
                 self.job = Some(job);
                 return;
             }
-            stop(job).await;
+            stop(job, Duration::from_secs(10)).await;
         }
         if let Some(demo) = &self.setup.demo {
             (demo.on_restart)();
@@ -438,12 +440,17 @@ fn read_start_at_login(exe: &Path) -> Option<bool> {
         .map(|s| s == crate::autostart::Status::On)
 }
 
-/// Cancels a backup job and waits for its thread.
-async fn stop(mut job: Job) {
+/// Cancels a backup job and waits for its thread to end, `wait` at most: a
+/// thread waiting for the answer to a question sees the cancel only after
+/// it.
+async fn stop(mut job: Job, wait: Duration) {
     if let Some(cancel) = job.cancel.take() {
         let _ = cancel.send(());
     }
-    let _ = tokio::task::spawn_blocking(move || job.thread.join()).await;
+    let joined = tokio::task::spawn_blocking(move || job.thread.join());
+    if tokio::time::timeout(wait, joined).await.is_err() {
+        tracing::warn!(?wait, "the backup thread did not end in time; left behind");
+    }
 }
 
 /// One backup, start to end, on its own thread and runtime (its questions

@@ -493,3 +493,95 @@ fn without_a_session_bus_the_tray_fails_clearly() {
         "{stderr}"
     );
 }
+
+/// The demo after its healthy backup, with an empty Manifest.plist put in
+/// the phone's folder (the leftover that makes a phone answer error 205):
+/// Back Up Now must ask before moving it to the trash.
+fn question_pending(home: &Home, desktop: &Desktop) -> (Tray, std::path::PathBuf) {
+    let mut cmd = home.command(&["demo", "--scenario", "healthy"]);
+    desktop.apply(&mut cmd);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid = child.id();
+    let child = KillOnDrop(child);
+    let folder = line
+        .split(" into ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .map(|d| std::path::Path::new(d).join("00008120-001A2B3C4D5E6F70"))
+        .unwrap_or_else(|| panic!("no folder in {line:?}"));
+    wait_until("the tray item", || desktop.tray_item(pid).is_some());
+    let tray = Tray {
+        child,
+        item: desktop.tray_item(pid).unwrap(),
+    };
+    wait_for("the first backup", 40, || {
+        tray.labels(desktop)
+            .iter()
+            .any(|(l, _)| l == "Demo iPhone: backup complete")
+    });
+    let manifest = folder.join("Manifest.plist");
+    std::fs::write(&manifest, b"").unwrap();
+    desktop.history();
+    desktop.click(&tray.item, "Back Up Now");
+    wait_until("the question", || desktop.displayed() > 0);
+    (tray, manifest)
+}
+
+/// A question answered Yes on the notification: the leftover goes to the
+/// trash (not deleted) and the backup runs.
+#[test]
+fn a_question_is_answered_on_the_notification() {
+    if !present_for_tray("a_question_is_answered_on_the_notification") {
+        return;
+    }
+    let desktop = Desktop::with_panel();
+    let home = Home::new();
+    let (_tray, manifest) = question_pending(&home, &desktop);
+    desktop.pick("Yes (Unstuck asks)");
+    wait_until("dunst's menu", || !desktop.offered().is_empty());
+    let offered = desktop.offered();
+    assert!(offered.contains("No (Unstuck asks)"), "{offered}");
+    let trashed = home.path().join("data/Trash/files/Manifest.plist");
+    wait_until("the leftover in the trash", || trashed.exists());
+    wait_for("the new backup's Manifest.plist", 40, || {
+        std::fs::metadata(&manifest).is_ok_and(|m| m.len() > 0)
+    });
+    let history = desktop.history();
+    assert!(history.contains("to the trash?"), "{history}");
+}
+
+/// Nothing moves without a yes, and Quit while a question waits for its
+/// answer ends the app within seconds.
+#[test]
+fn quit_does_not_wait_for_an_unanswered_question() {
+    if !present_for_tray("quit_does_not_wait_for_an_unanswered_question") {
+        return;
+    }
+    let desktop = Desktop::with_panel();
+    let home = Home::new();
+    let (mut tray, manifest) = question_pending(&home, &desktop);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::metadata(&manifest).unwrap().len(),
+        0,
+        "moved without a yes"
+    );
+    let asked = Instant::now();
+    desktop.click(&tray.item, "Quit");
+    wait_until("the app to quit", || !tray.running());
+    assert!(
+        asked.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        asked.elapsed()
+    );
+}
