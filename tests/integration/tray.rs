@@ -31,20 +31,50 @@ fn start_with(home: &Home, desktop: &Desktop, args: &[&str], env: &[(&str, &str)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let child = KillOnDrop(child);
-    let mut item = None;
-    wait_until("the tray item", || {
-        item = desktop.tray_item(pid);
-        item.is_some()
-    });
-    Tray {
-        child,
-        item: item.unwrap(),
-    }
+    Tray::appear(child, desktop)
+}
+
+/// `unstuck demo --scenario healthy` on `desktop`, and the temporary
+/// folder it backs up into (its first line names it).
+fn healthy_demo(home: &Home, desktop: &Desktop) -> (Tray, std::path::PathBuf) {
+    let mut cmd = home.command(&["demo", "--scenario", "healthy"]);
+    desktop.apply(&mut cmd);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let folder = line
+        .split(" into ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no folder in {line:?}"));
+    (Tray::appear(child, desktop), folder)
 }
 
 impl Tray {
+    /// Waits for `child`'s tray item on the bus.
+    fn appear(child: Child, desktop: &Desktop) -> Tray {
+        let pid = child.id();
+        let child = KillOnDrop(child);
+        let mut item = None;
+        wait_until("the tray item", || {
+            item = desktop.tray_item(pid);
+            item.is_some()
+        });
+        Tray {
+            child,
+            item: item.unwrap(),
+        }
+    }
+
     fn title(&self, d: &Desktop) -> String {
         d.tray_property(&self.item, "Title")
     }
@@ -396,35 +426,15 @@ fn sigterm_ends_the_tray_cleanly() {
     }
     let desktop = Desktop::with_panel();
     let home = Home::new();
-    let mut cmd = home.command(&["demo", "--scenario", "healthy"]);
-    desktop.apply(&mut cmd);
-    let mut child = KillOnDrop(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.0.stderr.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let folder = line
-        .split(" into ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| panic!("no folder in {line:?}"));
-    assert!(folder.exists(), "{line}");
-    let pid = child.0.id();
-    wait_until("the tray item", || desktop.tray_item(pid).is_some());
+    let (mut tray, folder) = healthy_demo(&home, &desktop);
+    assert!(folder.exists(), "{}", folder.display());
+    let pid = tray.child.0.id();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    wait_until("the exit", || child.0.try_wait().unwrap().is_some());
-    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+    wait_until("the exit", || !tray.running());
+    assert_eq!(tray.child.0.wait().unwrap().code(), Some(0));
     assert!(!folder.exists(), "{} is left behind", folder.display());
 }
 
@@ -498,32 +508,8 @@ fn without_a_session_bus_the_tray_fails_clearly() {
 /// the phone's folder (the leftover that makes a phone answer error 205):
 /// Back Up Now must ask before moving it to the trash.
 fn question_pending(home: &Home, desktop: &Desktop) -> (Tray, std::path::PathBuf) {
-    let mut cmd = home.command(&["demo", "--scenario", "healthy"]);
-    desktop.apply(&mut cmd);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let pid = child.id();
-    let child = KillOnDrop(child);
-    let folder = line
-        .split(" into ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .map(|d| std::path::Path::new(d).join("00008120-001A2B3C4D5E6F70"))
-        .unwrap_or_else(|| panic!("no folder in {line:?}"));
-    wait_until("the tray item", || desktop.tray_item(pid).is_some());
-    let tray = Tray {
-        child,
-        item: desktop.tray_item(pid).unwrap(),
-    };
+    let (tray, dir) = healthy_demo(home, desktop);
+    let folder = dir.join("00008120-001A2B3C4D5E6F70");
     wait_for("the first backup", 40, || {
         tray.labels(desktop)
             .iter()
