@@ -189,3 +189,29 @@ pub fn forward_clicks(clicks: mpsc::UnboundedSender<String>) {
         let _ = clicks.send(event.id.0);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(title: &str) -> View {
+        View {
+            look: Look::Stalled,
+            title: title.into(),
+            tooltip: String::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Views that arrive before the icon exists are not lost: the newest
+    /// is kept for when it is made.
+    #[test]
+    fn a_view_before_the_icon_is_kept_and_the_newest_wins() {
+        let (ready, _) = mpsc::unbounded_channel();
+        let mut app = App::new(ready);
+        app.apply(view("first"));
+        app.apply(view("second"));
+        assert_eq!(app.pending, Some(view("second")));
+        assert_eq!(app.shown, None);
+    }
+}

@@ -571,3 +571,33 @@ fn quit_does_not_wait_for_an_unanswered_question() {
         asked.elapsed()
     );
 }
+
+/// Details on the stall notification answers with the evidence behind the
+/// cause and the fixes.
+#[test]
+fn details_on_a_stall_notification_give_the_evidence() {
+    if !present_for_tray("details_on_a_stall_notification_give_the_evidence") {
+        return;
+    }
+    let desktop = Desktop::with_panel();
+    let home = Home::new();
+    let tray = start(&home, &desktop, &["demo"]);
+    wait_for("the stall", 40, || tray.title(&desktop).contains("stalled"));
+    wait_until("the stall notification", || desktop.displayed() > 0);
+    desktop.pick("Details (Demo iPhone: backup stalled)");
+    // dunst acts on the pick after `dunstctl context` returns; reading the
+    // history closes notifications, so it waits for the click to land.
+    wait_until("the click", || home.log().contains("button=\"details\""));
+    wait_until("the details", || {
+        desktop.history().contains("Details — Demo iPhone")
+    });
+    let history = desktop.history();
+    assert!(
+        history.contains("the backup program is waiting and writing nothing: unstuck (process"),
+        "{history}"
+    );
+    assert!(
+        history.contains("Fix: Restart Backup, Restart iPhone"),
+        "{history}"
+    );
+}
