@@ -8,12 +8,14 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::desktop::{Desktop, present_all, present_for_tray, wait_for, wait_until};
-use crate::util::{Home, KillOnDrop};
+use crate::util::{Home, KillOnDrop, no_foreign_backup_programs};
 
-/// The running tray, and its item on the bus once it appeared.
+/// The running tray, and its item on the bus once it appeared; no other
+/// test runs a backup program meanwhile.
 struct Tray {
     child: KillOnDrop,
     item: String,
+    _quiet: std::sync::RwLockReadGuard<'static, ()>,
 }
 
 /// Starts `unstuck ARGS` in `home` on `desktop` and waits for its tray item.
@@ -23,6 +25,7 @@ fn start(home: &Home, desktop: &Desktop, args: &[&str]) -> Tray {
 
 /// [`start`] with more environment variables.
 fn start_with(home: &Home, desktop: &Desktop, args: &[&str], env: &[(&str, &str)]) -> Tray {
+    let quiet = no_foreign_backup_programs();
     let mut cmd = home.command(args);
     desktop.apply(&mut cmd);
     cmd.envs(env.iter().copied());
@@ -31,12 +34,13 @@ fn start_with(home: &Home, desktop: &Desktop, args: &[&str], env: &[(&str, &str)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Tray::appear(child, desktop)
+    Tray::appear(child, desktop, quiet)
 }
 
 /// `unstuck demo --scenario healthy` on `desktop`, and the temporary
 /// folder it backs up into (its first line names it).
 fn healthy_demo(home: &Home, desktop: &Desktop) -> (Tray, std::path::PathBuf) {
+    let quiet = no_foreign_backup_programs();
     let mut cmd = home.command(&["demo", "--scenario", "healthy"]);
     desktop.apply(&mut cmd);
     let mut child = cmd
@@ -56,12 +60,16 @@ fn healthy_demo(home: &Home, desktop: &Desktop) -> (Tray, std::path::PathBuf) {
         .and_then(|r| r.split(';').next())
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| panic!("no folder in {line:?}"));
-    (Tray::appear(child, desktop), folder)
+    (Tray::appear(child, desktop, quiet), folder)
 }
 
 impl Tray {
     /// Waits for `child`'s tray item on the bus.
-    fn appear(child: Child, desktop: &Desktop) -> Tray {
+    fn appear(
+        child: Child,
+        desktop: &Desktop,
+        quiet: std::sync::RwLockReadGuard<'static, ()>,
+    ) -> Tray {
         let pid = child.id();
         let child = KillOnDrop(child);
         let mut item = None;
@@ -72,6 +80,7 @@ impl Tray {
         Tray {
             child,
             item: item.unwrap(),
+            _quiet: quiet,
         }
     }
 
@@ -118,7 +127,7 @@ fn the_tray_follows_a_stall_and_its_restart() {
             .any(|(l, _)| l.starts_with("Demo iPhone: backing up")),
         "{labels:?}"
     );
-    wait_for("the stall", 30, || tray.title(&desktop).contains("stalled"));
+    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
     let labels = tray.labels(&desktop);
     assert!(
         labels
@@ -172,7 +181,7 @@ fn a_notification_button_restarts_the_backup() {
     let desktop = Desktop::with_panel();
     let home = Home::new();
     let tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 40, || tray.title(&desktop).contains("stalled"));
+    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
     wait_until("the stall notification", || desktop.displayed() > 0);
     desktop.pick("Restart Backup");
     // dunst runs its menu program after `dunstctl context` returns.
@@ -224,7 +233,7 @@ fn screenshot_of_the_open_menu() {
     let desktop = Desktop::with_panel();
     let home = Home::new();
     let tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 40, || tray.title(&desktop).contains("stalled"));
+    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&dir).unwrap();
     let closed = dir.join("tray-icon.png");
@@ -313,7 +322,7 @@ fn no_notification_server_leaves_the_tray_working() {
     let desktop = Desktop::with_panel_no_notifications();
     let home = Home::new();
     let mut tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 40, || tray.title(&desktop).contains("stalled"));
+    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
     wait_until("the log line", || {
         home.log().contains("notification not shown")
     });
@@ -336,7 +345,7 @@ fn a_hung_notification_server_leaves_the_tray_working() {
         .unwrap();
     let home = Home::new();
     let mut tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 40, || tray.title(&desktop).contains("stalled"));
+    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
     wait_for("the time-out", 10, || {
         home.log().contains("did not answer within 3 s")
     });
@@ -582,7 +591,7 @@ fn details_on_a_stall_notification_give_the_evidence() {
     let desktop = Desktop::with_panel();
     let home = Home::new();
     let tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 40, || tray.title(&desktop).contains("stalled"));
+    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
     wait_until("the stall notification", || desktop.displayed() > 0);
     desktop.pick("Details (Demo iPhone: backup stalled)");
     // dunst acts on the pick after `dunstctl context` returns; reading the

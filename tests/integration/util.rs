@@ -214,10 +214,19 @@ pub fn backup_named<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_jso
 /// Held by tests that run idevicebackup2 and by tests that need no backup
 /// program running (Unstuck refuses to start beside one), so the two kinds
 /// never overlap.
-pub fn backup_programs_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+pub fn backup_programs_lock() -> std::sync::RwLockWriteGuard<'static, ()> {
+    BACKUP_PROGRAMS.write().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Held, shared, by tests whose monitor must not see another test's backup
+/// program (an idevicebackup2 that names no phone counts as working for
+/// every unfinished backup, which would hide their stall): they run beside
+/// each other, never beside a `backup_programs_lock` holder.
+pub fn no_foreign_backup_programs() -> std::sync::RwLockReadGuard<'static, ()> {
+    BACKUP_PROGRAMS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+static BACKUP_PROGRAMS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// A child process killed when the test ends, passed or failed.
 pub struct KillOnDrop(pub std::process::Child);
