@@ -37,6 +37,15 @@ fn start_with(home: &Home, desktop: &Desktop, args: &[&str], env: &[(&str, &str)
     Tray::appear(child, desktop, quiet)
 }
 
+/// `unstuck demo` (its phone holds still at 40 %) on `desktop`, once the
+/// tray shows the stall.
+fn stalled_demo(desktop: &Desktop) -> (Home, Tray) {
+    let home = Home::new();
+    let tray = start(&home, desktop, &["demo"]);
+    tray.wait_stalled(desktop);
+    (home, tray)
+}
+
 /// `unstuck demo --scenario healthy` on `desktop`, and the temporary
 /// folder it backs up into (its first line names it).
 fn healthy_demo(home: &Home, desktop: &Desktop) -> (Tray, std::path::PathBuf) {
@@ -88,6 +97,12 @@ impl Tray {
         d.tray_property(&self.item, "Title")
     }
 
+    /// Waits for the stall (real time: the phone sends at 2 MB/s, holds
+    /// still at 40 %, and the demo calls 6 s of nothing a stall).
+    fn wait_stalled(&self, d: &Desktop) {
+        wait_for("the stall", 60, || self.title(d).contains("stalled"));
+    }
+
     fn labels(&self, d: &Desktop) -> Vec<(String, bool)> {
         d.menu(&self.item)
             .into_iter()
@@ -127,7 +142,7 @@ fn the_tray_follows_a_stall_and_its_restart() {
             .any(|(l, _)| l.starts_with("Demo iPhone: backing up")),
         "{labels:?}"
     );
-    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
+    tray.wait_stalled(&desktop);
     let labels = tray.labels(&desktop);
     assert!(
         labels
@@ -179,9 +194,7 @@ fn a_notification_button_restarts_the_backup() {
         return;
     }
     let desktop = Desktop::with_panel();
-    let home = Home::new();
-    let tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
+    let (home, tray) = stalled_demo(&desktop);
     wait_until("the stall notification", || desktop.displayed() > 0);
     desktop.pick("Restart Backup");
     // dunst runs its menu program after `dunstctl context` returns.
@@ -231,9 +244,7 @@ fn screenshot_of_the_open_menu() {
         return;
     }
     let desktop = Desktop::with_panel();
-    let home = Home::new();
-    let tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
+    let (_home, _tray) = stalled_demo(&desktop);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     std::fs::create_dir_all(&dir).unwrap();
     let closed = dir.join("tray-icon.png");
@@ -320,9 +331,7 @@ fn no_notification_server_leaves_the_tray_working() {
         return;
     }
     let desktop = Desktop::with_panel_no_notifications();
-    let home = Home::new();
-    let mut tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
+    let (home, mut tray) = stalled_demo(&desktop);
     wait_until("the log line", || {
         home.log().contains("notification not shown")
     });
@@ -343,9 +352,7 @@ fn a_hung_notification_server_leaves_the_tray_working() {
         .args(["-STOP", &desktop.dunst.unwrap().to_string()])
         .status()
         .unwrap();
-    let home = Home::new();
-    let mut tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
+    let (home, mut tray) = stalled_demo(&desktop);
     wait_for("the time-out", 10, || {
         home.log().contains("did not answer within 3 s")
     });
@@ -589,9 +596,7 @@ fn details_on_a_stall_notification_give_the_evidence() {
         return;
     }
     let desktop = Desktop::with_panel();
-    let home = Home::new();
-    let tray = start(&home, &desktop, &["demo"]);
-    wait_for("the stall", 60, || tray.title(&desktop).contains("stalled"));
+    let (home, _tray) = stalled_demo(&desktop);
     wait_until("the stall notification", || desktop.displayed() > 0);
     desktop.pick("Details (Demo iPhone: backup stalled)");
     // dunst acts on the pick after `dunstctl context` returns; reading the
