@@ -29,15 +29,29 @@ pub enum Fix {
     Encryption,
 }
 
-/// Options of `unstuck fix`.
-#[derive(Debug, Clone, Default)]
+/// Options of `unstuck fix`, as typed.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct FixOptions {
+    /// The iPhone's UDID; the only attached one when left out.
+    #[arg(long)]
     pub udid: Option<String>,
+    /// Answer yes to the questions (not to moving a newest backup).
+    #[arg(long)]
     pub yes: bool,
+    /// Also answer yes to moving the newest complete backup of a phone.
+    #[arg(long)]
     pub yes_newest: bool,
+    /// restart: the folder of backups to write into.
+    #[arg(long, value_name = "DIR")]
     pub dest: Option<PathBuf>,
+    /// storage: also look in this folder of backups (repeatable).
+    #[arg(long = "backup-root", value_name = "DIR")]
     pub backup_roots: Vec<PathBuf>,
+    /// storage: move item N of the list to the trash (repeatable).
+    #[arg(long = "trash", value_name = "N")]
     pub trash: Vec<usize>,
+    /// network: turn the iPhone's Wi-Fi sync on or off.
+    #[arg(long, value_name = "on|off", value_parser = super::on_off)]
     pub wifi_sync: Option<bool>,
 }
 

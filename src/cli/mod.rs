@@ -107,27 +107,8 @@ pub enum Command {
     Fix {
         #[arg(value_enum)]
         fix: fix::Fix,
-        /// The iPhone's UDID; the only attached one when left out.
-        #[arg(long)]
-        udid: Option<String>,
-        /// Answer yes to the questions (not to moving a newest backup).
-        #[arg(long)]
-        yes: bool,
-        /// Also answer yes to moving the newest complete backup of a phone.
-        #[arg(long)]
-        yes_newest: bool,
-        /// restart: the folder of backups to write into.
-        #[arg(long, value_name = "DIR")]
-        dest: Option<PathBuf>,
-        /// storage: also look in this folder of backups (repeatable).
-        #[arg(long = "backup-root", value_name = "DIR")]
-        backup_roots: Vec<PathBuf>,
-        /// storage: move item N of the list to the trash (repeatable).
-        #[arg(long = "trash", value_name = "N")]
-        trash: Vec<usize>,
-        /// network: turn the iPhone's Wi-Fi sync on or off.
-        #[arg(long, value_name = "on|off", value_parser = on_off)]
-        wifi_sync: Option<bool>,
+        #[command(flatten)]
+        options: fix::FixOptions,
     },
     /// Start Unstuck at login: on, off, or status.
     Autostart {
@@ -268,27 +249,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             context()?;
             autostart(action)
         }
-        Command::Fix {
-            fix,
-            udid,
-            yes,
-            yes_newest,
-            dest,
-            backup_roots,
-            trash,
-            wifi_sync,
-        } => {
-            let options = fix::FixOptions {
-                udid,
-                yes,
-                yes_newest,
-                dest,
-                backup_roots,
-                trash,
-                wifi_sync,
-            };
-            fix::run(&context()?, fix, options)
-        }
+        Command::Fix { fix, options } => fix::run(&context()?, fix, options),
         Command::Watch {
             json,
             once,
