@@ -170,6 +170,14 @@ fn upper_first(s: &str) -> String {
 }
 
 impl EngineError {
+    /// The phone's ErrorCode, when the phone ended the backup with one.
+    pub fn phone_code(&self) -> Option<u64> {
+        match self {
+            EngineError::Phone { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     /// The process exit code for `unstuck backup`.
     pub fn exit_code(&self) -> u8 {
         match self {

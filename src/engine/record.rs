@@ -108,11 +108,7 @@ impl Recorder {
     }
 
     pub fn end(&mut self, result: &Result<super::BackupReport, super::EngineError>) {
-        self.finish(match result {
-            Ok(_) => None,
-            Err(super::EngineError::Phone { code, .. }) => Some(Some(*code)),
-            Err(_) => Some(None),
-        });
+        self.finish(result.as_ref().err().map(super::EngineError::phone_code));
     }
 
     /// Whether the run got as far as starting (a monitor knows of it).

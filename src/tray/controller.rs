@@ -492,10 +492,7 @@ fn backup_thread(
                     Err(restart::RestartError::Declined) => Outcome::Declined,
                     Err(e) => {
                         let code = match &e {
-                            restart::RestartError::Engine(engine::EngineError::Phone {
-                                code,
-                                ..
-                            }) => Some(*code),
+                            restart::RestartError::Engine(e) => e.phone_code(),
                             _ => None,
                         };
                         Outcome::Failed(e.to_string(), code)
