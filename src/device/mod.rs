@@ -357,6 +357,20 @@ pub async fn mobilebackup2(
     .await
 }
 
+/// The mobilebackup2 service's connection (over TLS when the phone asks for
+/// it), before DeviceLink's handshake, and the phone's UDID as usbmuxd named
+/// it: the engine speaks DeviceLink itself, with its bounds.
+pub async fn mobilebackup2_stream(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<(Box<dyn ReadWrite>, String), DeviceError> {
+    let (idevice, device) =
+        connect_service(addr, udid, "com.apple.mobilebackup2", true, deadline).await?;
+    let socket = idevice.get_socket().ok_or(DeviceError::Detached)?;
+    Ok((socket, device.udid))
+}
+
 /// Restarts the phone through its diagnostics service. It answers, then goes
 /// away for the time a restart takes.
 pub async fn restart_phone(

@@ -7,8 +7,9 @@
 //! Status.plist that says finished.
 
 pub mod codes;
-mod delegate;
+mod folder;
 mod host;
+mod link;
 pub mod preflight;
 pub mod record;
 pub mod snapshot;
@@ -17,7 +18,9 @@ pub mod watchdog;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use idevice::mobilebackup2::{FsBackupDelegate, MobileBackup2Client};
+use std::future::Future;
+
+use idevice::mobilebackup2::FsBackupDelegate;
 use plist::{Dictionary, Value};
 use serde::Serialize;
 use thiserror::Error;
@@ -29,10 +32,12 @@ use crate::backup_folder::{
 };
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
-use delegate::Delegate;
-pub use delegate::Observed;
+use folder::PhoneFolder;
+pub use folder::{Refused, valid_udid};
 pub use host::{BackupLock, lock_holder, other_backups};
 pub(crate) use host::{backup_program, named_udid};
+pub use link::Observed;
+use link::{Link, LinkError};
 use preflight::Problem;
 use snapshot::Snapshot;
 pub use watchdog::{Phase, Stall, WatchdogConfig};
@@ -160,6 +165,13 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The phone named a path outside its own folder (or an impossible
+    /// UDID). Real phones do not; the backup is stopped.
+    #[error("{0}. Unplug the iPhone; if it happens again, do not back it up to this computer")]
+    Refused(Refused),
+    /// Ctrl-C, SIGTERM, SIGHUP, a closed console, or the tray's Quit.
+    #[error("stopped ({0})")]
+    Interrupted(&'static str),
 }
 
 fn upper_first(s: &str) -> String {
@@ -187,6 +199,8 @@ impl EngineError {
             EngineError::Stalled { .. } => 5,
             EngineError::NotFinished => 6,
             EngineError::Io { .. } => 7,
+            EngineError::Interrupted(_) => 8,
+            EngineError::Refused(_) => 9,
         }
     }
 }
@@ -205,77 +219,47 @@ pub async fn backup(
     options: &BackupOptions,
     events: &mpsc::UnboundedSender<BackupEvent>,
 ) -> Result<BackupReport, EngineError> {
+    backup_until(addr, options, events, std::future::pending()).await
+}
+
+/// [`backup`], stopped when `stop` completes (with what stopped it: a
+/// signal's name, "Quit"). However it ends, the last complete backup is back
+/// in place, the lock is released and no `.unstuck-*` file is left.
+pub async fn backup_until(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+    stop: impl Future<Output = &'static str>,
+) -> Result<BackupReport, EngineError> {
+    tokio::pin!(stop);
     let started = Instant::now();
-    let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
-    let udid = facts.udid.clone();
-    std::fs::create_dir_all(&options.dest).map_err(io_at(&options.dest))?;
-    let folder = options.dest.join(&udid);
-    let _lock = match BackupLock::acquire(&options.dest, &udid).map_err(io_at(&options.dest))? {
-        Ok(lock) => lock,
-        Err(pid) => return Err(EngineError::Busy { pid }),
+    let run = tokio::select! {
+        run = prepare(addr, options) => run?,
+        what = &mut stop => return Err(EngineError::Interrupted(what)),
     };
-
-    let existing = folder.exists().then(|| {
-        backup_folder::read_backup(
-            &folder,
-            ReadOptions {
-                now: jiff::Timestamp::now(),
-                active_window: jiff::SignedDuration::from_mins(10),
-            },
-            &mut MeasureCache::in_memory(),
-        )
-    });
-    let complete = existing
-        .as_ref()
-        .is_some_and(|b| b.state == BackupState::Complete);
-    let leftover = |kind| {
-        existing
-            .as_ref()
-            .is_some_and(|b| b.leftovers.iter().any(|l| l.kind == kind))
-    };
-    let inputs = preflight::Inputs {
-        host_free: options.free_space_override.unwrap_or_else(|| {
-            idevice::mobilebackup2::BackupDelegate::get_free_disk_space(
-                &FsBackupDelegate,
-                &options.dest,
-            )
-        }),
-        last_backup_bytes: existing
-            .as_ref()
-            .filter(|_| complete)
-            .and_then(|b| b.size_bytes),
-        phone_used: facts.storage.map(|s| s.used()),
-        phone_free: facts.storage.map(|s| s.free),
-        empty_manifest_plist: leftover(LeftoverKind::EmptyManifestPlist),
-        stale_snapshot_folder: leftover(LeftoverKind::SnapshotFolder),
-        other_backups: if options.check_other_programs {
-            other_backups(&udid)
-        } else {
-            Vec::new()
-        },
-    };
-    let problems = preflight::check(&inputs);
-    if !problems.is_empty() {
-        return Err(EngineError::Preflight { problems });
-    }
-
-    let snapshot = if complete {
-        Some(Snapshot::take(&folder).map_err(io_at(&folder))?)
-    } else {
-        None
-    };
+    let Prepared {
+        udid,
+        folder,
+        snapshot,
+        name,
+        _lock,
+        facts,
+    } = run;
     let _ = events.send(BackupEvent::Started {
         udid: udid.clone(),
-        device_name: facts.name.clone(),
+        device_name: name,
         folder: folder.clone(),
         protected: snapshot.is_some(),
     });
-    let result = async {
+    let work = async {
         host::write_info_plist(&folder, &facts, jiff::Timestamp::now()).map_err(io_at(&folder))?;
         let passcode = watchdog::asks_for_passcode(facts.ios_version.as_deref());
         attempts(addr, &udid, options, passcode, events).await
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = work => result,
+        what = &mut stop => Err(EngineError::Interrupted(what)),
+    };
     match result {
         Ok((observed, restarts)) => {
             if let Some(s) = snapshot {
@@ -305,11 +289,109 @@ pub async fn backup(
     }
 }
 
+/// A run that passed its checks and may write.
+struct Prepared {
+    udid: String,
+    folder: PathBuf,
+    /// The last complete backup, kept while the run writes.
+    snapshot: Option<Snapshot>,
+    name: Option<String>,
+    _lock: BackupLock,
+    facts: device::DeviceFacts,
+}
+
+/// Everything before the first byte moves: the phone's facts, the lock, a
+/// snapshot a killed run left put back, pre-flight, the new snapshot.
+async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared, EngineError> {
+    let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
+    let udid = facts.udid.clone();
+    if !valid_udid(&udid) {
+        return Err(EngineError::Refused(Refused {
+            action: "be backed up as",
+            path: udid.chars().take(200).collect(),
+            why: "is not a UDID (hex digits and -)",
+        }));
+    }
+    std::fs::create_dir_all(&options.dest).map_err(io_at(&options.dest))?;
+    let folder = options.dest.join(&udid);
+    let lock = match BackupLock::acquire(&options.dest, &udid).map_err(io_at(&options.dest))? {
+        Ok(lock) => lock,
+        Err(pid) => return Err(EngineError::Busy { pid }),
+    };
+    // A run that was killed left the last complete backup beside the folder.
+    snapshot::recover(&folder).map_err(io_at(&folder))?;
+
+    let existing = folder.exists().then(|| {
+        backup_folder::read_backup(
+            &folder,
+            ReadOptions {
+                now: jiff::Timestamp::now(),
+                active_window: jiff::SignedDuration::from_mins(10),
+            },
+            &mut MeasureCache::in_memory(),
+        )
+    });
+    let complete = existing
+        .as_ref()
+        .is_some_and(|b| b.state == BackupState::Complete);
+    let leftover = |kind| {
+        existing
+            .as_ref()
+            .is_some_and(|b| b.leftovers.iter().any(|l| l.kind == kind))
+    };
+    let inputs = preflight::Inputs {
+        host_free: options
+            .free_space_override
+            .unwrap_or_else(|| free_space(&options.dest)),
+        last_backup_bytes: existing
+            .as_ref()
+            .filter(|_| complete)
+            .and_then(|b| b.size_bytes),
+        phone_used: facts.storage.map(|s| s.used()),
+        phone_free: facts.storage.map(|s| s.free),
+        empty_manifest_plist: leftover(LeftoverKind::EmptyManifestPlist),
+        stale_snapshot_folder: leftover(LeftoverKind::SnapshotFolder),
+        other_backups: if options.check_other_programs {
+            other_backups(&udid)
+        } else {
+            Vec::new()
+        },
+    };
+    let problems = preflight::check(&inputs);
+    if !problems.is_empty() {
+        return Err(EngineError::Preflight { problems });
+    }
+    if existing.is_some() && !complete {
+        // Part files of a run that was killed before it finished.
+        snapshot::remove_part_files(&folder);
+    }
+    let snapshot = if complete {
+        Some(Snapshot::take(&folder).map_err(io_at(&folder))?)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        udid,
+        folder,
+        snapshot,
+        name: facts.name.clone(),
+        _lock: lock,
+        facts,
+    })
+}
+
+/// Free space for backups under `path`.
+fn free_space(path: &Path) -> u64 {
+    idevice::mobilebackup2::BackupDelegate::get_free_disk_space(&FsBackupDelegate, path)
+}
+
 /// How one attempt ended.
 enum Attempt {
     Reply(Dictionary),
     Stalled(Stall),
     Failed(DeviceError),
+    /// The phone named a path outside its folder: no new attempt.
+    Refused(Refused),
 }
 
 async fn attempts(
@@ -366,6 +448,7 @@ async fn attempts(
                 }
             }
             Attempt::Failed(e) => return Err(e.into()),
+            Attempt::Refused(r) => return Err(EngineError::Refused(r)),
         }
     }
     Err(EngineError::Stalled {
@@ -381,20 +464,35 @@ async fn one_attempt(
     passcode: bool,
     events: &mpsc::UnboundedSender<BackupEvent>,
 ) -> (Attempt, Observed) {
-    let (delegate, observed) = Delegate::new(options.free_space_override);
+    let observed = Observed::shared();
     let snapshot = |observed: &std::sync::Mutex<Observed>| lock(observed).clone();
-    let mut client: MobileBackup2Client =
-        match device::mobilebackup2(addr, Some(udid), options.deadline).await {
-            Ok(c) => c,
-            Err(e) => return (Attempt::Failed(e), snapshot(&observed)),
-        };
-    let request = options.full.then(|| {
-        let mut d = Dictionary::new();
-        d.insert("ForceFullBackup".into(), true.into());
-        d
-    });
+    let mut link = match connect(addr, Some(udid), options.deadline).await {
+        Ok((link, _)) => link,
+        Err(e) => return (Attempt::Failed(e), snapshot(&observed)),
+    };
+    let mut body = Dictionary::new();
+    body.insert("TargetIdentifier".into(), udid.into());
+    body.insert("SourceIdentifier".into(), udid.into());
+    if options.full {
+        let mut o = Dictionary::new();
+        o.insert("ForceFullBackup".into(), true.into());
+        body.insert("Options".into(), Value::Dictionary(o));
+    }
+    if let Err(e) = link.request("Backup", body).await {
+        return (
+            Attempt::Failed(link_error(LinkError::Io(e))),
+            snapshot(&observed),
+        );
+    }
+    let mut folder = PhoneFolder::new(&options.dest, udid);
+    let dest = options.dest.clone();
+    let free = options.free_space_override;
     let mut dog = watchdog::Watchdog::new(options.watchdog, passcode, Instant::now());
-    let run = client.backup_from_path(&options.dest, None, request, &delegate);
+    let run = link.serve(
+        &mut folder,
+        move || free.unwrap_or_else(|| free_space(&dest)),
+        &observed,
+    );
     tokio::pin!(run);
     let mut ticker = tokio::time::interval(options.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -405,7 +503,8 @@ async fn one_attempt(
                     Ok(Some(reply)) => Attempt::Reply(reply),
                     // The phone hung up without a final answer.
                     Ok(None) => Attempt::Failed(DeviceError::Detached),
-                    Err(e) => Attempt::Failed(device::translate(e)),
+                    Err(LinkError::Refused(r)) => Attempt::Refused(r),
+                    Err(e) => Attempt::Failed(link_error(e)),
                 };
                 return (outcome, snapshot(&observed));
             }
@@ -423,6 +522,34 @@ async fn one_attempt(
                 }
             }
         }
+    }
+}
+
+/// Connects to mobilebackup2 and says hello, all under the deadline.
+async fn connect(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<(Link<Box<dyn idevice::ReadWrite>>, String), DeviceError> {
+    let (stream, udid) = device::mobilebackup2_stream(addr, udid, deadline).await?;
+    let mut link = Link::new(stream);
+    match tokio::time::timeout(deadline, link.handshake()).await {
+        Ok(Ok(())) => Ok((link, udid)),
+        Ok(Err(e)) => Err(link_error(e)),
+        Err(_) => Err(DeviceError::Timeout {
+            what: "the mobilebackup2 handshake",
+            after: deadline,
+        }),
+    }
+}
+
+/// What a broken conversation means for the user: a connection that ended
+/// is an unplug; anything else is the protocol's fault.
+fn link_error(e: LinkError) -> DeviceError {
+    match e {
+        LinkError::Io(e) => device::translate(idevice::IdeviceError::Socket(e)),
+        LinkError::Protocol(why) => DeviceError::Protocol(why),
+        LinkError::Refused(r) => DeviceError::Protocol(r.to_string()),
     }
 }
 
@@ -461,10 +588,8 @@ pub async fn change_password(
     new: Option<&str>,
     deadline: Duration,
 ) -> Result<(), EngineError> {
-    let mut client = device::mobilebackup2(addr, udid, deadline).await?;
-    let target = client.idevice.udid().unwrap_or_default().to_owned();
+    let (mut link, target) = connect(addr, udid, deadline).await?;
     let mut body = Dictionary::new();
-    body.insert("MessageName".into(), "ChangePassword".into());
     body.insert("TargetIdentifier".into(), target.into());
     if let Some(old) = old {
         body.insert("OldPassword".into(), old.into());
@@ -472,41 +597,27 @@ pub async fn change_password(
     if let Some(new) = new {
         body.insert("NewPassword".into(), new.into());
     }
-    // idevice's change_password_from_path drops the phone's answer, so the
-    // request is framed here and the answer read back.
-    let message = Value::Array(vec![
-        "DLMessageProcessMessage".into(),
-        Value::Dictionary(body),
-    ]);
-    let frame = crate::wire::plist_frame(&message, true);
-    let send = client.idevice.send_raw(&frame);
-    tokio::time::timeout(deadline, send)
+    link.request("ChangePassword", body)
         .await
-        .map_err(|_| DeviceError::Timeout {
-            what: "ChangePassword",
-            after: deadline,
-        })?
-        .map_err(device::translate)?;
+        .map_err(|e| link_error(LinkError::Io(e)))?;
     loop {
         // The phone may take a while: it re-keys its backup settings.
-        let (tag, reply) = tokio::time::timeout(deadline * 6, client.receive_dl_message())
+        let (tag, reply) = tokio::time::timeout(deadline * 6, link.receive())
             .await
             .map_err(|_| DeviceError::Timeout {
                 what: "ChangePassword",
                 after: deadline * 6,
             })?
-            .map_err(device::translate)?;
+            .map_err(link_error)?;
         if tag != "DLMessageProcessMessage" {
             // Nothing else is expected; say so rather than leave it waiting.
-            client
-                .send_status_response(-1, Some("Operation not supported"), None)
+            link.status(-1, Some("Operation not supported"), None)
                 .await
-                .map_err(device::translate)?;
+                .map_err(|e| link_error(LinkError::Io(e)))?;
             continue;
         }
         let reply = reply
-            .as_array()
-            .and_then(|a| a.get(1))
+            .get(1)
             .and_then(Value::as_dictionary)
             .cloned()
             .unwrap_or_default();

@@ -44,8 +44,18 @@ impl Snapshot {
 
     /// The run did not finish: put the last complete state back. The run's
     /// partial folder is moved aside first, then removed (it holds only what
-    /// this run wrote and links shared with the snapshot).
+    /// this run wrote and links shared with the snapshot). Nothing is moved
+    /// unless the copy is there.
     pub fn restore(self) -> io::Result<()> {
+        if !fs::symlink_metadata(&self.copy).is_ok_and(|m| m.is_dir()) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the copy of the last complete backup, {}, is gone; the folder was left as it is",
+                    self.copy.display()
+                ),
+            ));
+        }
         let aside = self.folder.with_file_name(format!(
             ".unstuck-failed-{}",
             self.folder
@@ -60,6 +70,40 @@ impl Snapshot {
         fs::rename(&self.copy, &self.folder)?;
         let _ = fs::remove_dir_all(&aside);
         Ok(())
+    }
+}
+
+/// Puts back the snapshot a killed run left beside `folder`, if any. The
+/// caller holds the backup lock, so no live run owns it.
+pub fn recover(folder: &Path) -> io::Result<bool> {
+    let copy = snapshot_path(folder);
+    if !fs::symlink_metadata(&copy).is_ok_and(|m| m.is_dir()) {
+        return Ok(false);
+    }
+    tracing::warn!(path = %copy.display(), "putting back the last complete backup a stopped run left");
+    Snapshot {
+        folder: folder.to_path_buf(),
+        copy,
+    }
+    .restore()?;
+    Ok(true)
+}
+
+/// Removes the `*.unstuck-part` files a killed run left in `folder` and its
+/// sub-folders (a backup folder is two levels deep).
+pub fn remove_part_files(folder: &Path) {
+    let walk = walkdir::WalkDir::new(folder)
+        .max_depth(2)
+        .follow_links(false);
+    for entry in walk.into_iter().flatten() {
+        if entry.file_type().is_file()
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(super::folder::PART_SUFFIX)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
