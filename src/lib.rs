@@ -36,6 +36,7 @@ pub mod humanize;
 pub mod logging;
 pub mod monitor;
 pub mod notify;
+pub mod signals;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod synthetic;

@@ -30,7 +30,7 @@ pub fn run(
     let runtime = super::runtime()?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let result = runtime.block_on(async {
-        let work = engine::backup(&addr, &options, &tx);
+        let work = engine::backup_until(&addr, &options, &tx, crate::signals::stopped());
         tokio::pin!(work);
         let mut view = View::new(json);
         let mut recorder = engine::record::Recorder::new(ctx.dirs.data_dir.join("runs"));

@@ -237,29 +237,27 @@ pub async fn backup_until(
         run = prepare(addr, options) => run?,
         what = &mut stop => return Err(EngineError::Interrupted(what)),
     };
-    let Prepared {
-        udid,
-        folder,
-        snapshot,
-        name,
-        _lock,
-        facts,
-    } = run;
+    // `run` lives to the end: dropped early (a cancelled future), its
+    // snapshot puts the last complete backup back before its lock goes.
+    let mut run = run;
+    let (udid, folder) = (run.facts.udid.clone(), run.folder.clone());
     let _ = events.send(BackupEvent::Started {
         udid: udid.clone(),
-        device_name: name,
+        device_name: run.facts.name.clone(),
         folder: folder.clone(),
-        protected: snapshot.is_some(),
+        protected: run.snapshot.is_some(),
     });
     let work = async {
-        host::write_info_plist(&folder, &facts, jiff::Timestamp::now()).map_err(io_at(&folder))?;
-        let passcode = watchdog::asks_for_passcode(facts.ios_version.as_deref());
+        host::write_info_plist(&folder, &run.facts, jiff::Timestamp::now())
+            .map_err(io_at(&folder))?;
+        let passcode = watchdog::asks_for_passcode(run.facts.ios_version.as_deref());
         attempts(addr, &udid, options, passcode, events).await
     };
     let result = tokio::select! {
         result = work => result,
         what = &mut stop => Err(EngineError::Interrupted(what)),
     };
+    let snapshot = run.snapshot.take();
     match result {
         Ok((observed, restarts)) => {
             if let Some(s) = snapshot {
@@ -289,14 +287,13 @@ pub async fn backup_until(
     }
 }
 
-/// A run that passed its checks and may write.
+/// A run that passed its checks and may write. Fields drop in order: the
+/// snapshot is put back before the lock is released.
 struct Prepared {
-    udid: String,
-    folder: PathBuf,
     /// The last complete backup, kept while the run writes.
     snapshot: Option<Snapshot>,
-    name: Option<String>,
     _lock: BackupLock,
+    folder: PathBuf,
     facts: device::DeviceFacts,
 }
 
@@ -371,11 +368,9 @@ async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared,
         None
     };
     Ok(Prepared {
-        udid,
-        folder,
         snapshot,
-        name: facts.name.clone(),
         _lock: lock,
+        folder,
         facts,
     })
 }

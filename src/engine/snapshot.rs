@@ -9,10 +9,15 @@ use std::path::{Path, PathBuf};
 
 /// A hard-link copy of a backup folder, beside it and hidden
 /// (`.unstuck-snapshot-<folder name>`), so readers pass it over.
+///
+/// A snapshot dropped without [`Snapshot::discard`] or [`Snapshot::restore`]
+/// (a cancelled run: the tray's Quit, a dropped future) is restored then.
 #[derive(Debug)]
 pub struct Snapshot {
     folder: PathBuf,
     copy: PathBuf,
+    /// Still to be discarded or restored.
+    armed: bool,
 }
 
 impl Snapshot {
@@ -25,6 +30,7 @@ impl Snapshot {
             Snapshot {
                 folder: folder.to_path_buf(),
                 copy: copy.clone(),
+                armed: true,
             }
             .restore()?;
         }
@@ -34,11 +40,13 @@ impl Snapshot {
         Ok(Snapshot {
             folder: folder.to_path_buf(),
             copy,
+            armed: true,
         })
     }
 
     /// The run finished: the snapshot is no longer needed.
-    pub fn discard(self) -> io::Result<()> {
+    pub fn discard(mut self) -> io::Result<()> {
+        self.armed = false;
         fs::remove_dir_all(&self.copy)
     }
 
@@ -46,7 +54,12 @@ impl Snapshot {
     /// partial folder is moved aside first, then removed (it holds only what
     /// this run wrote and links shared with the snapshot). Nothing is moved
     /// unless the copy is there.
-    pub fn restore(self) -> io::Result<()> {
+    pub fn restore(mut self) -> io::Result<()> {
+        self.armed = false;
+        self.put_back()
+    }
+
+    fn put_back(&self) -> io::Result<()> {
         if !fs::symlink_metadata(&self.copy).is_ok_and(|m| m.is_dir()) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -84,6 +97,7 @@ pub fn recover(folder: &Path) -> io::Result<bool> {
     Snapshot {
         folder: folder.to_path_buf(),
         copy,
+        armed: true,
     }
     .restore()?;
     Ok(true)
@@ -103,6 +117,21 @@ pub fn remove_part_files(folder: &Path) {
                 .ends_with(super::folder::PART_SUFFIX)
         {
             let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if self.armed {
+            match self.put_back() {
+                Ok(()) => {
+                    tracing::info!(folder = %self.folder.display(), "the stopped run's folder was put back as it was")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not put the last complete backup back")
+                }
+            }
         }
     }
 }
@@ -127,6 +156,11 @@ fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
             link_tree(&entry.path(), &target)?;
         } else if kind.is_file() {
             fs::hard_link(entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            // Kept as the link it is (never followed), so a restore puts
+            // back exactly what was there.
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &target)?;
         }
     }
     Ok(())

@@ -109,7 +109,7 @@ fn response(code: u64, description: Option<&str>) -> Dictionary {
     d
 }
 
-async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
+pub(crate) async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
     wire::write_plist(conn, &Value::Array(message), true).await
 }
 
@@ -134,7 +134,7 @@ async fn receive(conn: &mut Conn) -> io::Result<Vec<Value>> {
 
 /// Reads the host's `DLMessageStatusResponse`: its code (signed; hosts send
 /// -6 as a huge unsigned number too) and its payload.
-async fn status_response(conn: &mut Conn) -> io::Result<(i64, Value)> {
+pub(crate) async fn status_response(conn: &mut Conn) -> io::Result<(i64, Value)> {
     let message = receive(conn).await?;
     if tag(&message) != "DLMessageStatusResponse" {
         return Err(invalid(format!(
@@ -238,6 +238,13 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
             "Not enough free disk space on the computer: the backup needs {needed} bytes, {free} are free."
         );
         return finish(conn, shared, 105, &description, 0).await;
+    }
+
+    if let Some(how) = config.hostile {
+        shared.log(SimEvent::Attacked(how));
+        if super::hostile::attack(conn, &udid, how).await? {
+            return finish(conn, shared, 1, "The backup failed after a copy.", 0).await;
+        }
     }
 
     let template = template(&config, &udid);
@@ -443,7 +450,7 @@ async fn send_file(
 }
 
 /// Uploads whole in-memory files (paths already `<udid>/…`) as one batch.
-async fn upload_batch(
+pub(crate) async fn upload_batch(
     conn: &mut Conn,
     files: Vec<(String, Vec<u8>)>,
     progress: f64,

@@ -8,6 +8,7 @@
 
 mod backup2;
 mod conn;
+mod hostile;
 mod identity;
 mod lockdown;
 mod scenario;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
+pub use hostile::{Hostile, OTHER_UDID, billion_laughs};
 pub use identity::Identity;
 pub use scenario::{SCENARIOS, scenario};
 pub use tls::ClientCert;
@@ -128,6 +130,8 @@ pub struct SimConfig {
     /// Fault injection on a lockdownd request, by request name (and domain,
     /// as "GetValue com.apple.disk_usage").
     pub request_fault: Option<(String, RequestFault)>,
+    /// Attack the host once the backup has started.
+    pub hostile: Option<Hostile>,
 }
 
 /// What the phone does when it receives the request named in
@@ -190,6 +194,7 @@ impl SimConfig {
             tls_fault: false,
             reboot_time: Duration::from_secs(2),
             request_fault: None,
+            hostile: None,
         }
     }
 }
@@ -225,6 +230,8 @@ pub enum SimEvent {
     },
     WifiSyncSet(bool),
     Rebooted,
+    /// A hostile phone made its attack.
+    Attacked(Hostile),
 }
 
 /// State shared by every connection of one simulator.

@@ -33,6 +33,70 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "untrusted",
         "the phone no longer trusts this computer (pairing revoked)",
     ),
+    (
+        "unpaired",
+        "a phone that never trusted this computer: usbmuxd has no pair record",
+    ),
+    (
+        "hostile-read-other-phone",
+        "a hostile phone asks for another phone's Manifest.plist",
+    ),
+    (
+        "hostile-remove-other-phone",
+        "a hostile phone asks to remove another phone's backup",
+    ),
+    (
+        "hostile-remove-parent",
+        "a hostile phone asks to remove ../ (the whole backup folder)",
+    ),
+    (
+        "hostile-remove-own-folder",
+        "a hostile phone asks to remove its own whole backup",
+    ),
+    (
+        "hostile-write-outside",
+        "a hostile phone writes to <UDID>/../escaped",
+    ),
+    (
+        "hostile-write-absolute",
+        "a hostile phone writes to an absolute path",
+    ),
+    (
+        "hostile-write-drive",
+        "a hostile phone writes to <UDID>/C:/escaped",
+    ),
+    (
+        "hostile-write-through-link",
+        "a hostile phone writes through <UDID>/zz (a link on the host)",
+    ),
+    (
+        "hostile-move-outside",
+        "a hostile phone moves its Status.plist to ../stolen",
+    ),
+    (
+        "hostile-copy-outside",
+        "a hostile phone copies onto another phone's Status.plist",
+    ),
+    (
+        "hostile-copy-over-shared",
+        "a phone copies over Manifest.db, then fails the backup",
+    ),
+    (
+        "hostile-billion-laughs",
+        "a hostile phone sends a 600-byte plist that expands to 10^30 values",
+    ),
+    (
+        "hostile-deep-nesting",
+        "a hostile phone sends 200,000 nested arrays",
+    ),
+    (
+        "hostile-huge-frame",
+        "a hostile phone sends a frame that claims 4 GiB",
+    ),
+    (
+        "hostile-huge-block",
+        "a hostile phone sends a file block that claims 4 GiB",
+    ),
 ];
 
 /// The configuration of scenario `name`, `None` when there is no such one.
@@ -72,7 +136,10 @@ pub fn scenario(name: &str) -> Option<SimConfig> {
         "locked" => c.pairing = Pairing::Locked,
         "untrusted" => c.pairing = Pairing::Revoked,
         "unpaired" => c.pairing = Pairing::Unpaired,
-        _ => return None,
+        other => {
+            let how = other.strip_prefix("hostile-")?;
+            c.hostile = Some(super::Hostile::ALL.iter().find(|(_, name)| *name == how)?.0);
+        }
     }
     c.fit_storage_to_content();
     Some(c)

@@ -117,7 +117,7 @@ pub async fn run(
         let options = demo.first_backup.clone();
         c.start_backup(options, "backing up the demo iPhone".into());
     }
-    let end = terminated();
+    let end = crate::signals::stopped();
     tokio::pin!(end);
     let mut minute = tokio::time::interval(Duration::from_secs(60));
     minute.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -416,22 +416,6 @@ impl Controller {
                 .await;
         }
     }
-}
-
-/// Ctrl-C, or (on Unix) the SIGTERM a session sends at logout.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn read_start_at_login(exe: &Path) -> Option<bool> {

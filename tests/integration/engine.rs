@@ -15,7 +15,7 @@ use crate::util;
 /// Options with short thresholds. Stalls here are real sockets going quiet,
 /// so the watchdog's clock is real: 1 s thresholds keep the tests short and
 /// stay well above a busy machine's hiccups (the scripted stalls last 3 s).
-fn options(dest: &Path) -> BackupOptions {
+pub fn options(dest: &Path) -> BackupOptions {
     let mut o = BackupOptions::new(dest.to_path_buf());
     o.watchdog = WatchdogConfig {
         first_message: Duration::from_secs(1),
@@ -39,7 +39,7 @@ fn addr(sim: &Sim) -> MuxAddress {
 
 /// Runs a backup; `on_event` sees each event with the simulator, so a test
 /// can change the phone's script when something happens.
-async fn run(
+pub async fn run(
     sim: &Sim,
     options: &BackupOptions,
     mut on_event: impl FnMut(&BackupEvent, &Sim),

@@ -20,6 +20,8 @@ mod device;
 mod engine;
 /// Real Apple-written backups from the shared fixtures folder.
 mod fixtures;
+/// A hostile simulated iPhone against the engine.
+mod hostile;
 /// Notifications on a real DBus session bus with dunst.
 mod notify;
 /// Packaging files and icons.
@@ -28,6 +30,8 @@ mod packaging;
 mod peers;
 /// The reader never changes a byte or a timestamp inside a backup.
 mod read_only;
+/// Ctrl-C, SIGTERM, SIGHUP and SIGKILL during `unstuck backup`.
+mod signals;
 /// The simulated iPhone, driven by the real idevice client.
 mod sim;
 /// The `status` command end to end: table, JSON, exit codes, roots.
