@@ -132,13 +132,29 @@ impl MuxAddress {
         &self,
         deadline: Duration,
     ) -> Result<(UsbmuxdConnection, GuardSwitch), DeviceError> {
-        let (guard, raw) = guard::MuxGuard::new(self.connect(deadline).await?);
+        let (guard, raw) =
+            guard::FrameGuard::new(self.connect(deadline).await?, guard::Framing::Mux);
         Ok((UsbmuxdConnection::new(Box::new(guard), 1), GuardSwitch(raw)))
     }
 }
 
 /// Marks a guarded socket as a raw pipe once usbmuxd connected it to a phone.
 struct GuardSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+/// Puts a guard over a connection to a phone that checks each plist frame's
+/// length before idevice sizes a buffer from it. Call it on the plain
+/// connection (the guard steps aside when TLS starts) and again once TLS
+/// has started, to check the frames inside it.
+fn guarded(idevice: Idevice) -> Result<Idevice, DeviceError> {
+    let udid = idevice.udid().map(str::to_owned);
+    let socket = idevice.get_socket().ok_or(DeviceError::Detached)?;
+    let (guard, _) = guard::FrameGuard::new(socket, guard::Framing::Plist);
+    let mut idevice = Idevice::new(Box::new(guard), "unstuck");
+    if let Some(udid) = udid {
+        idevice.set_udid(udid);
+    }
+    Ok(idevice)
+}
 
 /// Runs `fut` within `deadline`, naming `what` if it runs out.
 async fn within<T>(
@@ -222,8 +238,14 @@ async fn session(
     )
     .await?;
     switch.0.store(true, Ordering::Release);
-    let mut lockdown = LockdownClient::new(idevice);
+    let mut lockdown = LockdownClient::new(guarded(idevice)?);
     within(deadline, "StartSession", lockdown.start_session(&record)).await?;
+    // The session is TLS now: check the frames inside it too.
+    let plain = std::mem::replace(
+        &mut lockdown.idevice,
+        Idevice::new(Box::new(tokio::io::duplex(1).0), "none"),
+    );
+    lockdown.idevice = guarded(plain)?;
     Ok(Session { lockdown, device })
 }
 
@@ -352,7 +374,7 @@ pub async fn mobilebackup2(
     within(
         deadline,
         "the mobilebackup2 handshake",
-        MobileBackup2Client::from_stream(idevice),
+        MobileBackup2Client::from_stream(guarded(idevice)?),
     )
     .await
 }
@@ -386,7 +408,7 @@ pub async fn restart_phone(
         deadline,
     )
     .await?;
-    let mut relay = idevice::diagnostics_relay::DiagnosticsRelayClient::new(idevice);
+    let mut relay = idevice::diagnostics_relay::DiagnosticsRelayClient::new(guarded(idevice)?);
     within(deadline, "Restart", relay.restart()).await
 }
 
