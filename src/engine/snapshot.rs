@@ -44,8 +44,20 @@ impl Snapshot {
 
     /// The run did not finish: put the last complete state back. The run's
     /// partial folder is moved aside first, then removed (it holds only what
-    /// this run wrote and links shared with the snapshot).
+    /// this run wrote and links shared with the snapshot). When the copy is
+    /// gone (moved away while the run went on), nothing is moved: the folder
+    /// stays where a reader finds it.
     pub fn restore(self) -> io::Result<()> {
+        if !self.copy.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the copy of the last complete backup, {}, is gone, so {} was left as the run left it",
+                    self.copy.display(),
+                    self.folder.display()
+                ),
+            ));
+        }
         let aside = self.folder.with_file_name(format!(
             ".unstuck-failed-{}",
             self.folder
@@ -116,6 +128,22 @@ mod tests {
         snap.discard().unwrap();
         assert_eq!(fs::read(folder.join("ab/file")).unwrap(), b"new");
         assert!(!snapshot_path(&folder).exists());
+    }
+
+    #[test]
+    fn a_missing_copy_moves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("backup");
+        fs::create_dir(&folder).unwrap();
+        fs::write(folder.join("file"), b"new").unwrap();
+        let snap = Snapshot::take(&folder).unwrap();
+        fs::remove_dir_all(snapshot_path(&folder)).unwrap();
+        let e = snap.restore().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("is gone"), "{e}");
+        assert_eq!(fs::read(folder.join("file")).unwrap(), b"new");
+        let aside = dir.path().join(".unstuck-failed-backup");
+        assert!(!aside.exists());
     }
 
     #[test]
