@@ -12,6 +12,8 @@
 //! - `monitor`: watches every backup; decides states, causes and notices
 //!   from plain observations (`core`), reads the world (`observe`), loops
 //!   (`shell`).
+//! - `process`: which process a PID stands for (start time, program), and
+//!   stopping exactly that one.
 //! - `notify`: desktop notifications with buttons, each call with a time-out.
 //! - `tray`: the tray app — what it shows (`view`, pure), the event loop and
 //!   icon (`app`), the monitor and the fixes behind it (`controller`).
@@ -36,6 +38,7 @@ pub mod humanize;
 pub mod logging;
 pub mod monitor;
 pub mod notify;
+pub mod process;
 pub mod signals;
 #[cfg(feature = "sim")]
 pub mod sim;

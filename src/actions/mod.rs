@@ -28,6 +28,13 @@ pub trait Confirm {
     fn confirm_again(&mut self, question: &str) -> bool {
         self.confirm(question)
     }
+
+    /// A yes to a step whose grounds fall short (stopping a program that
+    /// may not be the stuck one): only someone who read the question, which
+    /// says why, can give it; no flag answers it.
+    fn confirm_unsure(&mut self, question: &str) -> bool {
+        self.confirm(question)
+    }
 }
 
 /// Answers from a fixed list, in order, then no; records what was asked.

@@ -1,18 +1,24 @@
-//! Restart the backup and restart the iPhone. A stuck program of another
-//! tool is named (process, how long it wrote nothing) and stopped only after
-//! a yes; leftovers that would make the next run fail go to the trash; then
-//! Unstuck's own engine backs up.
+//! Restart the backup and restart the iPhone. A backup program is stopped
+//! only with evidence that it serves this phone and that its backup is
+//! stuck, after a yes; without that evidence the question says why Unstuck
+//! is unsure and only an explicit yes answers it. Leftovers that would make
+//! the next run fail go to the trash; then Unstuck's own engine backs up.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sysinfo::{Pid, ProcessesToUpdate, Signal, System};
+use jiff::{SignedDuration, Timestamp};
+use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
 use super::Confirm;
-use super::storage::{self, ItemKind};
+use super::storage;
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::engine::{self, BackupEvent, BackupOptions, BackupReport, EngineError};
+use crate::humanize;
+use crate::monitor::MonitorConfig;
+use crate::process::{self, Holder, Identity, Stopped};
 
 #[derive(Debug, Error)]
 pub enum RestartError {
@@ -20,6 +26,10 @@ pub enum RestartError {
     Declined,
     #[error("{name} (process {pid}) did not stop: stop it yourself, then try again")]
     StillRunning { name: String, pid: u32 },
+    #[error(
+        "process {pid} is no longer the {name} you were asked about (its number now belongs to another program), so nothing was stopped: run the restart again to look afresh"
+    )]
+    Changed { name: String, pid: u32 },
     #[error(transparent)]
     Cleanup(#[from] storage::CleanupError),
     #[error(transparent)]
@@ -28,19 +38,153 @@ pub enum RestartError {
     Device(#[from] DeviceError),
 }
 
+/// How long a backup folder may go unwritten before its backup counts as
+/// stuck: the longest any phase of a healthy backup may stay quiet.
+pub fn stuck_after(config: &MonitorConfig) -> SignedDuration {
+    [
+        config.starting,
+        config.passcode,
+        config.copying,
+        config.finishing,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(config.finishing)
+}
+
 /// Stops other backup programs working for the phone (after a yes each),
 /// moves the leftovers that make the phone fail to the trash, and backs up
-/// with Unstuck's engine.
+/// with Unstuck's engine. `stuck_after`: see [`stuck_after`].
 pub async fn restart_backup(
     addr: &MuxAddress,
     options: &BackupOptions,
+    stuck_after: SignedDuration,
     confirm: &mut dyn Confirm,
     events: &mpsc::UnboundedSender<BackupEvent>,
 ) -> Result<BackupReport, RestartError> {
-    let udid = prepare(addr, options, confirm).await?;
+    let udid = prepare(addr, options, stuck_after, confirm).await?;
     let mut options = options.clone();
     options.udid = Some(udid);
     Ok(engine::backup(addr, &options, events).await?)
+}
+
+/// A backup program that may be the stuck one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suspect {
+    /// Unstuck's own backup in another process, holding this phone's lock.
+    Locked(Holder),
+    /// Another tool's program; `named` is the phone its command line names.
+    Program {
+        name: String,
+        identity: Identity,
+        named: Option<String>,
+    },
+}
+
+/// What is known around the suspects.
+#[derive(Debug, Clone)]
+pub struct Scene<'a> {
+    /// The phone being restarted.
+    pub udid: &'a str,
+    /// Its backup folder in the destination.
+    pub folder: &'a Path,
+    /// Phones attached now (0 when they could not be listed).
+    pub phones: usize,
+    /// Backup programs of other tools running now, for any phone.
+    pub programs: usize,
+    /// How long the folder has gone unwritten; `None` when there is none.
+    pub quiet: Option<SignedDuration>,
+    pub stuck_after: SignedDuration,
+}
+
+/// Whether to stop a suspect, and what to ask first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It names another phone: left alone, nothing asked.
+    NotOurs,
+    /// It serves this phone and its backup is stuck: an ordinary yes.
+    Stuck(String),
+    /// The evidence falls short; the question says how, and only an
+    /// explicit yes ([`Confirm::confirm_unsure`]) stops it.
+    Unsure(String),
+}
+
+/// Decides about one suspect from the scene alone.
+pub fn judge(suspect: &Suspect, scene: &Scene) -> Verdict {
+    let mut doubts = Vec::new();
+    let (who, pid) = match suspect {
+        Suspect::Locked(holder) => {
+            if let Holder::Unknown(_) = holder {
+                doubts.push(
+                    "its lock was written by an older Unstuck and records only a process number, which the system may have given to another program since"
+                        .to_owned(),
+                );
+            }
+            ("Unstuck".to_owned(), holder.pid())
+        }
+        Suspect::Program {
+            name,
+            identity,
+            named,
+        } => {
+            match named {
+                Some(u) if u != scene.udid => return Verdict::NotOurs,
+                Some(_) => {}
+                None if scene.programs == 1 && scene.phones == 1 => {}
+                None if scene.phones == 0 => doubts.push(
+                    "its command line names no phone, and the attached phones could not be listed"
+                        .to_owned(),
+                ),
+                None if scene.phones > 1 => doubts.push(format!(
+                    "its command line names no phone, and {} phones are attached",
+                    scene.phones
+                )),
+                None => doubts.push(format!(
+                    "its command line names no phone, and {} backup programs are running",
+                    scene.programs
+                )),
+            }
+            (name.clone(), identity.pid)
+        }
+    };
+    match scene.quiet {
+        None => doubts.push(format!(
+            "there is no backup of this iPhone at {} to show whether it is still writing",
+            scene.folder.display()
+        )),
+        Some(quiet) if quiet < scene.stuck_after => doubts.push(format!(
+            "its backup folder changed {} ago, and a backup counts as stuck only after {} without a write",
+            humanize::duration(quiet),
+            humanize::duration(scene.stuck_after)
+        )),
+        Some(_) => {}
+    }
+    let own = matches!(suspect, Suspect::Locked(_));
+    if doubts.is_empty() {
+        let quiet = humanize::duration(scene.quiet.unwrap_or_default());
+        Verdict::Stuck(if own {
+            format!(
+                "Unstuck is already backing up this iPhone (process {pid}) and has written nothing to {} for {quiet}. Stop that backup and start again?",
+                scene.folder.display()
+            )
+        } else {
+            format!(
+                "{who} (process {pid}) is backing up this iPhone and has written nothing to {} for {quiet}. Stop it and start again with Unstuck?",
+                scene.folder.display()
+            )
+        })
+    } else {
+        let doubts = doubts.join("; ");
+        Verdict::Unsure(if own {
+            format!(
+                "Unstuck may already be backing up this iPhone (process {pid}), but it is not sure that process should be stopped: {doubts}. Stop process {pid} anyway?"
+            )
+        } else {
+            format!(
+                "{who} (process {pid}) may be backing up this iPhone, but Unstuck is not sure it should be stopped: {doubts}. Stop it anyway?"
+            )
+        })
+    }
 }
 
 /// What every restart does first: stop what is stuck (after a yes) and clear
@@ -48,54 +192,112 @@ pub async fn restart_backup(
 pub async fn prepare(
     addr: &MuxAddress,
     options: &BackupOptions,
+    stuck_after: SignedDuration,
     confirm: &mut dyn Confirm,
 ) -> Result<String, RestartError> {
     let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
     let udid = facts.udid.clone();
-    // Unstuck's own backup in another process: cancel it and start again.
-    if let Some(pid) = engine::lock_holder(&options.dest, &udid) {
-        if !confirm.confirm(&format!(
-            "Unstuck is already backing up this iPhone (process {pid}). Stop that backup and start again?"
-        )) {
+    let phones = match device::list(addr, options.deadline).await {
+        Ok(list) => {
+            let mut udids: Vec<String> = list.into_iter().map(|d| d.udid).collect();
+            udids.sort();
+            udids.dedup();
+            udids.len()
+        }
+        Err(_) => 0,
+    };
+    let folder = options.dest.join(&udid);
+    let programs = running_programs();
+    let mut suspects: Vec<Suspect> = engine::lock_holder(&options.dest, &udid)
+        .filter(|h| h.pid() != std::process::id())
+        .map(Suspect::Locked)
+        .into_iter()
+        .collect();
+    suspects.extend(programs.iter().cloned());
+    for suspect in suspects {
+        let scene = Scene {
+            udid: &udid,
+            folder: &folder,
+            phones,
+            programs: programs.len(),
+            quiet: crate::backup_folder::last_written(&folder)
+                .map(|t| Timestamp::now().duration_since(t)),
+            stuck_after,
+        };
+        let yes = match judge(&suspect, &scene) {
+            Verdict::NotOurs => continue,
+            Verdict::Stuck(question) => confirm.confirm(&question),
+            Verdict::Unsure(question) => confirm.confirm_unsure(&question),
+        };
+        if !yes {
             return Err(RestartError::Declined);
         }
-        if !stop(pid).await {
-            return Err(RestartError::StillRunning {
-                name: "unstuck".into(),
-                pid,
-            });
+        // The identity asked about, checked again right before the signal.
+        let (name, identity) = match &suspect {
+            Suspect::Locked(Holder::Alive(identity)) => ("unstuck".to_owned(), identity.clone()),
+            Suspect::Locked(Holder::Unknown(pid)) => match process::look(*pid) {
+                Some(identity) => ("unstuck".to_owned(), identity),
+                None => continue,
+            },
+            Suspect::Program { name, identity, .. } => (name.clone(), identity.clone()),
+        };
+        let pid = identity.pid;
+        match process::stop(&identity, Duration::from_secs(5)).await {
+            Stopped::Gone => {}
+            Stopped::Changed => return Err(RestartError::Changed { name, pid }),
+            Stopped::StillRunning => return Err(RestartError::StillRunning { name, pid }),
         }
-    }
-    for (name, pid) in engine::other_backups(&udid) {
-        let question = format!(
-            "{name} (process {pid}) is backing up this iPhone but is stuck. Stop it and start again with Unstuck?"
-        );
-        if !confirm.confirm(&question) {
-            return Err(RestartError::Declined);
-        }
-        stop(pid)
-            .await
-            .then_some(())
-            .ok_or(RestartError::StillRunning { name, pid })?;
     }
     let leftovers: Vec<storage::Item> = storage::survey(
         std::slice::from_ref(&options.dest),
-        jiff::Timestamp::now(),
-        jiff::SignedDuration::from_hours(24 * 365 * 10),
+        Timestamp::now(),
+        SignedDuration::from_hours(24 * 365 * 10),
     )
     .into_iter()
     .filter(|i| i.udid.as_deref() == Some(udid.as_str()))
-    .filter(|i| {
-        matches!(
-            i.kind,
-            ItemKind::SnapshotFolder | ItemKind::EmptyManifestPlist
-        )
-    })
+    .filter(|i| i.kind.clears_a_refusal())
     .collect();
     for item in &leftovers {
         storage::move_to_trash(item, confirm)?;
     }
     Ok(udid)
+}
+
+/// Other tools' backup programs running now, with who they are.
+fn running_programs() -> Vec<Suspect> {
+    let Ok(mut system) = System::new() else {
+        tracing::warn!("cannot list processes; not looking for stuck backup programs");
+        return Vec::new();
+    };
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing()
+            .with_cmd(UpdateKind::Always)
+            .with_exe(UpdateKind::Always),
+    );
+    let me = std::process::id();
+    let mut found: Vec<&sysinfo::Process> = system
+        .processes()
+        .values()
+        .filter(|p| p.pid().as_u32() != me)
+        .collect();
+    found.sort_by_key(|p| p.pid());
+    found
+        .into_iter()
+        .filter_map(|p| {
+            let program = engine::backup_program(p)?;
+            Some(Suspect::Program {
+                name: program.name.to_owned(),
+                identity: Identity {
+                    pid: p.pid().as_u32(),
+                    start: p.start_time(),
+                    exe: p.exe().map(PathBuf::from),
+                },
+                named: program.udid,
+            })
+        })
+        .collect()
 }
 
 /// Runs the platform's own backup tool instead of Unstuck's engine: the
@@ -120,37 +322,6 @@ pub async fn run_platform_command(
         .await
 }
 
-/// Asks a process to stop (SIGTERM), waits up to 5 s, then insists.
-async fn stop(pid: u32) -> bool {
-    let Ok(mut system) = System::new() else {
-        return false;
-    };
-    let pid = Pid::from_u32(pid);
-    let gone = |system: &mut System| {
-        system.refresh_processes(ProcessesToUpdate::Some(&[pid]), true);
-        system
-            .process(pid)
-            .is_none_or(|p| p.status() == sysinfo::ProcessStatus::Zombie)
-    };
-    if gone(&mut system) {
-        return true;
-    }
-    if let Some(p) = system.process(pid) {
-        p.kill_with(Signal::Term).unwrap_or_else(|| p.kill());
-    }
-    for _ in 0..50 {
-        if gone(&mut system) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if let Some(p) = system.process(pid) {
-        p.kill();
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    gone(&mut system)
-}
-
 /// Restarts the iPhone (the fix for error 3, and often for a phone that
 /// stopped answering), after a yes.
 pub async fn restart_phone(
@@ -167,4 +338,147 @@ pub async fn restart_phone(
     }
     device::restart_phone(addr, Some(&facts.udid), device::DEADLINE).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ANN: &str = "00008120-001A2B3C4D5E6F70";
+    const BOB: &str = "00008030-0016354E1A2B3C4D";
+
+    fn program(named: Option<&str>) -> Suspect {
+        Suspect::Program {
+            name: "idevicebackup2".into(),
+            identity: Identity {
+                pid: 7,
+                start: 100,
+                exe: Some("/usr/bin/idevicebackup2".into()),
+            },
+            named: named.map(str::to_owned),
+        }
+    }
+
+    fn own(holder: Holder) -> Suspect {
+        Suspect::Locked(holder)
+    }
+
+    /// `quiet` in minutes (`None`: no folder); the limit is 10 minutes.
+    fn check(suspect: Suspect, phones: usize, programs: usize, quiet: Option<i64>, expect: &str) {
+        let folder = PathBuf::from("/b").join(ANN);
+        let scene = Scene {
+            udid: ANN,
+            folder: &folder,
+            phones,
+            programs,
+            quiet: quiet.map(SignedDuration::from_mins),
+            stuck_after: SignedDuration::from_mins(10),
+        };
+        let got = match judge(&suspect, &scene) {
+            Verdict::NotOurs => "not ours".to_owned(),
+            Verdict::Stuck(q) => format!("stuck: {q}"),
+            Verdict::Unsure(q) => format!("unsure: {q}"),
+        };
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn a_program_is_stopped_only_with_evidence() {
+        check(
+            program(Some(ANN)),
+            2,
+            3,
+            Some(15),
+            "stuck: idevicebackup2 (process 7) is backing up this iPhone and has written nothing to /b/00008120-001A2B3C4D5E6F70 for 15 min. Stop it and start again with Unstuck?",
+        );
+        check(program(Some(BOB)), 1, 1, Some(15), "not ours");
+        // Names no phone, but is the only program and this the only phone.
+        assert!(matches!(
+            judge(
+                &program(None),
+                &Scene {
+                    udid: ANN,
+                    folder: Path::new("/b"),
+                    phones: 1,
+                    programs: 1,
+                    quiet: Some(SignedDuration::from_mins(11)),
+                    stuck_after: SignedDuration::from_mins(10),
+                }
+            ),
+            Verdict::Stuck(_)
+        ));
+        check(
+            program(None),
+            2,
+            1,
+            Some(15),
+            "unsure: idevicebackup2 (process 7) may be backing up this iPhone, but Unstuck is not sure it should be stopped: its command line names no phone, and 2 phones are attached. Stop it anyway?",
+        );
+        check(
+            program(None),
+            1,
+            2,
+            Some(15),
+            "unsure: idevicebackup2 (process 7) may be backing up this iPhone, but Unstuck is not sure it should be stopped: its command line names no phone, and 2 backup programs are running. Stop it anyway?",
+        );
+        check(
+            program(Some(ANN)),
+            1,
+            1,
+            Some(3),
+            "unsure: idevicebackup2 (process 7) may be backing up this iPhone, but Unstuck is not sure it should be stopped: its backup folder changed 3 min ago, and a backup counts as stuck only after 10 min without a write. Stop it anyway?",
+        );
+        check(
+            program(Some(ANN)),
+            1,
+            1,
+            None,
+            "unsure: idevicebackup2 (process 7) may be backing up this iPhone, but Unstuck is not sure it should be stopped: there is no backup of this iPhone at /b/00008120-001A2B3C4D5E6F70 to show whether it is still writing. Stop it anyway?",
+        );
+    }
+
+    #[test]
+    fn unstucks_own_run_needs_a_lock_that_says_who_holds_it() {
+        let alive = Holder::Alive(Identity {
+            pid: 9,
+            start: 5,
+            exe: Some("/usr/bin/unstuck".into()),
+        });
+        check(
+            own(alive.clone()),
+            3,
+            0,
+            Some(20),
+            "stuck: Unstuck is already backing up this iPhone (process 9) and has written nothing to /b/00008120-001A2B3C4D5E6F70 for 20 min. Stop that backup and start again?",
+        );
+        check(
+            own(Holder::Unknown(9)),
+            1,
+            0,
+            Some(20),
+            "unsure: Unstuck may already be backing up this iPhone (process 9), but it is not sure that process should be stopped: its lock was written by an older Unstuck and records only a process number, which the system may have given to another program since. Stop process 9 anyway?",
+        );
+        assert!(matches!(
+            judge(
+                &own(alive),
+                &Scene {
+                    udid: ANN,
+                    folder: Path::new("/b"),
+                    phones: 1,
+                    programs: 0,
+                    quiet: Some(SignedDuration::from_mins(1)),
+                    stuck_after: SignedDuration::from_mins(10),
+                }
+            ),
+            Verdict::Unsure(_)
+        ));
+    }
+
+    #[test]
+    fn stuck_means_quieter_than_any_phase_may_be() {
+        assert_eq!(
+            stuck_after(&MonitorConfig::default()),
+            SignedDuration::from_secs(600)
+        );
+    }
 }

@@ -418,6 +418,13 @@ fn classify(facts: &Facts, options: ReadOptions) -> BackupState {
     }
 }
 
+/// When anything in the backup folder `folder` was last written (see
+/// `last_activity`); `None` when there is no such folder.
+pub fn last_written(folder: &Path) -> Option<Timestamp> {
+    let snapshot = fs::symlink_metadata(folder.join("Snapshot")).ok();
+    last_activity(folder, snapshot.as_ref())
+}
+
 /// The newest modification time among the metadata files, the folder,
 /// `Snapshot/` and the 256 hashed sub-folders: a running backup adds files to
 /// those sub-folders for hours without touching the files at the top.

@@ -17,7 +17,7 @@ use crate::humanize;
 /// Which fix.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Fix {
-    /// Stop a stuck backup program (after a yes), clear leftovers, back up again.
+    /// Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again.
     Restart,
     /// Restart the iPhone (the fix for error 3).
     RestartIphone,
@@ -35,10 +35,11 @@ pub struct FixOptions {
     /// The iPhone's UDID; the only attached one when left out.
     #[arg(long)]
     pub udid: Option<String>,
-    /// Answer yes to the questions (not to moving a newest backup).
+    /// Answer yes to the questions (not to moving what may hold a phone's
+    /// newest data, nor to stopping a program Unstuck is unsure about).
     #[arg(long)]
     pub yes: bool,
-    /// Also answer yes to moving the newest complete backup of a phone.
+    /// Also answer yes to moving what may hold a phone's newest data.
     #[arg(long)]
     pub yes_newest: bool,
     /// restart: the folder of backups to write into.
@@ -47,16 +48,18 @@ pub struct FixOptions {
     /// storage: also look in this folder of backups (repeatable).
     #[arg(long = "backup-root", value_name = "DIR")]
     pub backup_roots: Vec<PathBuf>,
-    /// storage: move item N of the list to the trash (repeatable).
-    #[arg(long = "trash", value_name = "N")]
-    pub trash: Vec<usize>,
+    /// storage: move this item to the trash, named by the id the list shows
+    /// or by its path (repeatable).
+    #[arg(long = "trash", value_name = "ID|PATH")]
+    pub trash: Vec<String>,
     /// network: turn the iPhone's Wi-Fi sync on or off.
     #[arg(long, value_name = "on|off", value_parser = super::on_off)]
     pub wifi_sync: Option<bool>,
 }
 
-/// Asks at the terminal; `--yes` answers the ordinary questions, and only
-/// `--yes-newest` (or a typed yes) the second one about a newest backup.
+/// Asks at the terminal; `--yes` answers the ordinary questions, only
+/// `--yes-newest` (or a typed yes) the second one about a phone's newest
+/// data, and only a typed yes stopping a program Unstuck is unsure about.
 struct Prompt {
     yes: bool,
     yes_newest: bool,
@@ -64,8 +67,14 @@ struct Prompt {
 
 impl Prompt {
     fn ask(question: &str) -> bool {
+        Prompt::ask_or(question, "use --yes")
+    }
+
+    /// Asks at the terminal; elsewhere the answer is no, and `hint` says
+    /// what would answer it.
+    fn ask_or(question: &str, hint: &str) -> bool {
         if !io::stdin().is_terminal() {
-            eprintln!("{question} (no: not asked at a terminal; use --yes)");
+            eprintln!("{question} (no: not asked at a terminal; {hint})");
             return false;
         }
         eprint!("{question} [y/N] ");
@@ -90,7 +99,17 @@ impl Confirm for Prompt {
             eprintln!("{question} yes (--yes-newest)");
             return true;
         }
-        Prompt::ask(question)
+        Prompt::ask_or(
+            question,
+            "this needs --yes-newest besides --yes, or a typed yes",
+        )
+    }
+
+    fn confirm_unsure(&mut self, question: &str) -> bool {
+        Prompt::ask_or(
+            question,
+            "--yes does not answer this; only a typed yes does",
+        )
     }
 }
 
@@ -116,8 +135,14 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
         Fix::Restart => {
             let addr = mux_address(ctx)?;
             let options = ctx.backup_options(o.udid.clone(), o.dest.clone())?;
+            let stuck_after = restart::stuck_after(&ctx.config.monitor.monitor_config());
             if let Some(command) = ctx.config.backup.platform_command.clone() {
-                let udid = match runtime.block_on(restart::prepare(&addr, &options, &mut prompt)) {
+                let udid = match runtime.block_on(restart::prepare(
+                    &addr,
+                    &options,
+                    stuck_after,
+                    &mut prompt,
+                )) {
                     Ok(udid) => udid,
                     Err(e) => return refused(e),
                 };
@@ -145,8 +170,13 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                     }
                 }
             });
-            let result =
-                runtime.block_on(restart::restart_backup(&addr, &options, &mut prompt, &tx));
+            let result = runtime.block_on(restart::restart_backup(
+                &addr,
+                &options,
+                stuck_after,
+                &mut prompt,
+                &tx,
+            ));
             drop(tx);
             let _ = printer.join();
             match result {
@@ -227,10 +257,10 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
             if items.is_empty() {
                 println!("Nothing to clean up.");
             }
-            for (n, item) in items.iter().enumerate() {
+            for item in &items {
                 println!(
-                    "{:>3}. {:>9}  {}  — {}",
-                    n + 1,
+                    "{}  {:>9}  {}  — {}",
+                    item.id,
                     humanize::bytes(item.bytes),
                     item.path.display(),
                     item.why
@@ -248,9 +278,11 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                 }
             }
             let mut freed = 0;
-            for n in &o.trash {
-                let Some(item) = n.checked_sub(1).and_then(|i| items.get(i)) else {
-                    bail!("there is no item {n}: the list has {}", items.len());
+            for wanted in &o.trash {
+                let Some(item) = storage::find(&items, wanted) else {
+                    bail!(
+                        "{wanted} is not in the list above: name an item by the id at the start of its line, or by its path"
+                    );
                 };
                 match storage::move_to_trash(item, &mut prompt) {
                     Ok(bytes) => {

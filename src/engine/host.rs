@@ -7,9 +7,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
-use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use crate::device::DeviceFacts;
+use crate::process::{self, Holder, Identity, Recorded};
 
 /// Programs that make iPhone backups, by process name.
 const BACKUP_PROGRAMS: [&str; 3] = ["AppleMobileBackup", "idevicebackup2", "pymobiledevice3"];
@@ -82,18 +83,31 @@ pub fn other_backups(udid: &str) -> Vec<(String, u32)> {
     found
 }
 
-/// Whether `pid` is running. When processes cannot be listed, a lock is
-/// taken over rather than blocking every later backup.
-fn alive(pid: u32) -> bool {
-    let Ok(mut system) = System::new() else {
-        return false;
+/// The lock file of `udid` in `dest`.
+fn lock_path(dest: &Path, udid: &str) -> PathBuf {
+    dest.join(format!(".unstuck-{udid}.lock"))
+}
+
+/// What the lock records: the holder's PID, start time and program as JSON;
+/// a lock written by an older Unstuck holds only a PID. `None`: not a lock
+/// Unstuck wrote.
+fn parse_lock(text: &str) -> Option<Recorded> {
+    if let Ok(identity) = serde_json::from_str::<Identity>(text) {
+        return Some(Recorded::Known(identity));
+    }
+    text.trim().parse::<u32>().ok().map(Recorded::PidOnly)
+}
+
+/// Who holds the lock at `path` now. A lock that cannot be read, or names
+/// a process that is gone or whose PID another process has since, is held
+/// by nobody.
+fn holder_of(path: &Path) -> Option<Holder> {
+    let record = parse_lock(&fs::read_to_string(path).ok()?)?;
+    let pid = match &record {
+        Recorded::Known(identity) => identity.pid,
+        Recorded::PidOnly(pid) => *pid,
     };
-    let pid = Pid::from_u32(pid);
-    system.refresh_processes(ProcessesToUpdate::Some(&[pid]), true);
-    // A zombie has exited; only its parent has not noticed yet.
-    system
-        .process(pid)
-        .is_some_and(|p| p.status() != sysinfo::ProcessStatus::Zombie)
+    process::judge(&record, process::look(pid).as_ref())
 }
 
 /// Held while Unstuck backs up one phone into one destination; a second
@@ -104,10 +118,17 @@ pub struct BackupLock {
 }
 
 impl BackupLock {
-    /// Takes the lock, or says which process holds it. A lock left by a
-    /// process that is gone is taken over.
+    /// Takes the lock, or says which process holds it. A stale lock (see
+    /// [`process::judge`]) is taken over; one of an older Unstuck whose PID
+    /// is alive is respected, since nothing tells whose it is.
     pub fn acquire(dest: &Path, udid: &str) -> io::Result<Result<BackupLock, u32>> {
-        let path = dest.join(format!(".unstuck-{udid}.lock"));
+        let path = lock_path(dest, udid);
+        let me = process::me().unwrap_or(Identity {
+            pid: std::process::id(),
+            start: 0,
+            exe: None,
+        });
+        let text = serde_json::to_string(&me).map_err(io::Error::other)?;
         for _ in 0..2 {
             match fs::OpenOptions::new()
                 .write(true)
@@ -115,20 +136,13 @@ impl BackupLock {
                 .open(&path)
             {
                 Ok(mut file) => {
-                    io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())?;
+                    io::Write::write_all(&mut file, text.as_bytes())?;
                     return Ok(Ok(BackupLock { path }));
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if pid != std::process::id() && alive(pid) => {
-                            return Ok(Err(pid));
-                        }
-                        _ => fs::remove_file(&path)?,
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match holder_of(&path) {
+                    Some(holder) if holder.pid() != me.pid => return Ok(Err(holder.pid())),
+                    _ => fs::remove_file(&path)?,
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -136,11 +150,10 @@ impl BackupLock {
     }
 }
 
-/// The live process holding the lock for `udid` in `dest`, if any.
-pub fn lock_holder(dest: &Path, udid: &str) -> Option<u32> {
-    let text = fs::read_to_string(dest.join(format!(".unstuck-{udid}.lock"))).ok()?;
-    let pid = text.trim().parse::<u32>().ok()?;
-    (pid != std::process::id() && alive(pid)).then_some(pid)
+/// The process holding the lock for `udid` in `dest` (this one, too):
+/// `None` when there is no lock or it is stale.
+pub fn lock_holder(dest: &Path, udid: &str) -> Option<Holder> {
+    holder_of(&lock_path(dest, udid))
 }
 
 impl Drop for BackupLock {

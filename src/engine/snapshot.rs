@@ -197,6 +197,22 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_copy_moves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("backup");
+        fs::create_dir(&folder).unwrap();
+        fs::write(folder.join("file"), b"new").unwrap();
+        let snap = Snapshot::take(&folder).unwrap();
+        fs::remove_dir_all(snapshot_path(&folder)).unwrap();
+        let e = snap.restore().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("is gone"), "{e}");
+        assert_eq!(fs::read(folder.join("file")).unwrap(), b"new");
+        let aside = dir.path().join(".unstuck-failed-backup");
+        assert!(!aside.exists());
+    }
+
+    #[test]
     fn a_snapshot_left_by_a_killed_run_is_restored_first() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("backup");

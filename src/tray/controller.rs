@@ -15,7 +15,7 @@ use winit::event_loop::EventLoopProxy;
 use super::app::UiEvent;
 use super::messages;
 use super::view::{self, Command, Situation, View};
-use crate::actions::{self, Confirm, network, restart, storage};
+use crate::actions::{Confirm, network, restart, storage};
 use crate::device::{self, MuxAddress};
 use crate::engine::{self, BackupOptions};
 use crate::monitor::shell::{self, Hooks, ShellOptions};
@@ -367,12 +367,14 @@ impl Controller {
         let asker = Asker::new(self.notifier.clone());
         let runs = self.setup.runs.clone();
         let command = self.setup.platform_command.clone();
+        let stuck_after = restart::stuck_after(&self.setup.shell.config);
         let udid = options.udid.clone();
         let label = what.clone();
         let thread = std::thread::Builder::new()
             .name("unstuck-backup".into())
             .spawn(move || {
-                let outcome = backup_thread(addr, options, command, asker, runs, cancel_rx);
+                let outcome =
+                    backup_thread(addr, options, stuck_after, command, asker, runs, cancel_rx);
                 let _ = done.send(match outcome {
                     Some(outcome) => Done::Backup {
                         what: label,
@@ -443,6 +445,7 @@ async fn stop(mut job: Job, wait: Duration) {
 fn backup_thread(
     addr: MuxAddress,
     options: BackupOptions,
+    stuck_after: jiff::SignedDuration,
     command: Option<Vec<String>>,
     mut asker: Asker,
     runs: PathBuf,
@@ -465,7 +468,8 @@ fn backup_thread(
         let mut recorder = engine::record::Recorder::new(runs);
         let work = async {
             let Some(command) = command else {
-                let result = restart::restart_backup(&addr, &options, &mut asker, &tx).await;
+                let result =
+                    restart::restart_backup(&addr, &options, stuck_after, &mut asker, &tx).await;
                 return match result {
                     Ok(report) => Outcome::Complete(format!(
                         "{} files, {} — {}",
@@ -483,7 +487,7 @@ fn backup_thread(
                     }
                 };
             };
-            let udid = match restart::prepare(&addr, &options, &mut asker).await {
+            let udid = match restart::prepare(&addr, &options, stuck_after, &mut asker).await {
                 Ok(udid) => udid,
                 Err(restart::RestartError::Declined) => return Outcome::Declined,
                 Err(e) => return Outcome::Failed(e.to_string(), None),
@@ -654,21 +658,7 @@ async fn storage_cleanup(
     if shown.answer(ASK_WAIT).await.as_deref() != Some(messages::TRASH_LEFTOVERS) {
         return;
     }
-    // The click on the button that named them is the yes for these items.
-    let leftovers = messages::leftovers(&items);
-    let moved = tokio::task::spawn_blocking(move || {
-        let mut yes = actions::Scripted::new(&vec![true; leftovers.len()]);
-        let mut freed = 0;
-        let mut errors = Vec::new();
-        for item in &leftovers {
-            match storage::move_to_trash(item, &mut yes) {
-                Ok(bytes) => freed += bytes,
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        (freed, errors)
-    })
-    .await;
+    let moved = tokio::task::spawn_blocking(move || storage::move_leftovers(&items)).await;
     let message = match moved {
         Ok((freed, errors)) if errors.is_empty() => Message::new(
             "Moved to the trash",

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::actions::{self, network::Advice, storage::Item, storage::ItemKind};
+use crate::actions::{self, network::Advice, storage, storage::Item};
 use crate::device::DeviceFacts;
 use crate::humanize;
 use crate::monitor::PhoneSummary;
@@ -34,26 +34,9 @@ pub fn network(phone: &str, advice: &[Advice]) -> Message {
     m
 }
 
-/// Items that only get in the way: safe to move to the trash in one click
-/// (never a complete backup).
-pub fn leftovers(items: &[Item]) -> Vec<Item> {
-    items
-        .iter()
-        .filter(|i| {
-            matches!(
-                i.kind,
-                ItemKind::Interrupted
-                    | ItemKind::SnapshotFolder
-                    | ItemKind::EmptyManifestPlist
-                    | ItemKind::EngineLeftover
-            )
-        })
-        .cloned()
-        .collect()
-}
-
 /// What takes space, with sizes, free space per backup folder and the
-/// phone's own hints; a button moves the leftovers to the trash.
+/// phone's own hints; a button moves the leftovers (never a whole backup)
+/// to the trash.
 pub fn storage(free: &[(PathBuf, u64)], items: &[Item], phone_hints: &[String]) -> Message {
     let mut lines: Vec<String> = free
         .iter()
@@ -78,7 +61,7 @@ pub fn storage(free: &[(PathBuf, u64)], items: &[Item], phone_hints: &[String]) 
     }
     lines.extend(phone_hints.iter().map(|h| format!("iPhone: {h}")));
     let mut m = Message::new("Storage clean-up", lines.join("\n"));
-    let leftovers = leftovers(items);
+    let leftovers = storage::leftovers(items);
     if !leftovers.is_empty() {
         let bytes: u64 = leftovers.iter().map(|i| i.bytes).sum();
         m = m.button(
@@ -144,11 +127,14 @@ pub fn question(text: &str) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::storage::ItemKind;
     use crate::monitor::{Action, Cause, Finding, PhoneState};
 
     fn item(kind: ItemKind, bytes: u64) -> Item {
         Item {
+            id: "0000abcd".into(),
             kind,
+            newest: kind.is_backup(),
             path: "/b/x".into(),
             bytes,
             udid: Some("u".into()),
@@ -160,9 +146,11 @@ mod tests {
     #[test]
     fn storage_lists_sizes_and_offers_only_leftovers_to_the_trash() {
         let items = vec![
-            item(ItemKind::Backup { newest: true }, 5_000_000_000),
-            item(ItemKind::Interrupted, 2_100_000_000),
+            item(ItemKind::Complete, 5_000_000_000),
+            item(ItemKind::Interrupted { on_complete: false }, 2_100_000_000),
+            item(ItemKind::FinishedWithLeftovers, 1_000_000_000),
             item(ItemKind::SnapshotFolder, 300_000_000),
+            item(ItemKind::EngineFailed, 100_000_000),
         ];
         let m = storage(&[("/b".into(), 7_000_000_000)], &items, &[]);
         assert!(
@@ -175,15 +163,14 @@ mod tests {
             m.buttons,
             vec![(
                 TRASH_LEFTOVERS.to_owned(),
-                "Move 2 Leftovers to Trash (2.4 GB)".to_owned()
+                "Move 2 Leftovers to Trash (400 MB)".to_owned()
             )]
         );
-        assert_eq!(leftovers(&items).len(), 2);
     }
 
     #[test]
     fn storage_with_only_backups_offers_no_button() {
-        let m = storage(&[], &[item(ItemKind::Backup { newest: false }, 1)], &[]);
+        let m = storage(&[], &[item(ItemKind::Complete, 1)], &[]);
         assert!(m.buttons.is_empty());
         let m = storage(&[], &[], &["low".into()]);
         assert_eq!(

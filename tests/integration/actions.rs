@@ -1,5 +1,6 @@
 //! The one-click fixes against the simulated iPhone and synthetic backups.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -54,14 +55,20 @@ fn restart_stops_a_stuck_program_only_when_told() {
     options.restart_backoff = Duration::from_millis(10);
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
 
+    let patience = jiff::SignedDuration::from_mins(10);
     let mut no = Scripted::new(&[false]);
-    let refused = runtime.block_on(restart::restart_backup(&addr, &options, &mut no, &tx));
+    let refused = runtime.block_on(restart::restart_backup(
+        &addr, &options, patience, &mut no, &tx,
+    ));
     assert!(
         matches!(refused, Err(restart::RestartError::Declined)),
         "{refused:?}"
     );
+    // It names no phone, but it is the only backup program and the only
+    // phone; it has not been quiet long enough to be called stuck.
     assert!(
-        no.asked[0].contains("idevicebackup2 (process"),
+        no.asked[0].contains("idevicebackup2 (process")
+            && no.asked[0].contains("not sure it should be stopped"),
         "{:?}",
         no.asked
     );
@@ -71,7 +78,9 @@ fn restart_stops_a_stuck_program_only_when_told() {
     sim.update(|c| c.first_message_delay = Duration::ZERO);
     let mut yes = Scripted::new(&[true, true, true]);
     let report = runtime
-        .block_on(restart::restart_backup(&addr, &options, &mut yes, &tx))
+        .block_on(restart::restart_backup(
+            &addr, &options, patience, &mut yes, &tx,
+        ))
         .unwrap();
     assert_eq!(report.udid, UDID);
     assert!(
@@ -134,8 +143,18 @@ fn the_wifi_sync_switch_from_the_command_line() {
     );
 }
 
+/// The id at the start of the line of `text` that contains `needle`.
+fn id_of_line(text: &str, needle: &str) -> String {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no line with {needle:?} in {text}"))
+        .to_owned()
+}
+
 /// Clean-up goes to the trash (XDG_DATA_HOME points into a temporary home)
-/// and the newest complete backup needs the second, explicit yes.
+/// and the newest complete backup needs the second, explicit yes. Items are
+/// named by an id that does not change when the list does.
 #[test]
 fn storage_cleanup_moves_to_the_trash_and_guards_the_newest_backup() {
     let home = Home::new();
@@ -153,20 +172,30 @@ fn storage_cleanup_moves_to_the_trash_and_guards_the_newest_backup() {
     let list = home.run(&["fix", "storage", "--backup-root", r]);
     list.success();
     let text = list.stdout();
-    assert!(text.contains("  1. "), "{text}");
     assert!(
         text.contains("the newest complete backup of this phone"),
         "{text}"
     );
-    let line_of = |needle: &str| {
-        text.lines()
-            .find(|l| l.contains(needle))
-            .and_then(|l| l.trim_start().split('.').next())
-            .unwrap()
-            .to_owned()
-    };
-    let newest_n = line_of("the newest complete backup");
-    let empty_n = line_of("empty Manifest.plist");
+    let newest_id = id_of_line(&text, "the newest complete backup");
+    let empty_id = id_of_line(&text, "empty Manifest.plist:");
+    assert_eq!(newest_id, unstuck::actions::storage::id_of(&folder));
+
+    // A position is not a name.
+    let out = home.run(&[
+        "fix",
+        "storage",
+        "--backup-root",
+        r,
+        "--trash",
+        "1",
+        "--yes",
+    ]);
+    assert!(
+        !out.stderr().is_empty() && out.code() != Some(0),
+        "{}",
+        out.stdout()
+    );
+    assert!(folder.exists() && broken_folder.join("Manifest.plist").exists());
 
     // --yes answers the first question only: the newest backup stays.
     let out = home.run(&[
@@ -175,7 +204,7 @@ fn storage_cleanup_moves_to_the_trash_and_guards_the_newest_backup() {
         "--backup-root",
         r,
         "--trash",
-        &newest_n,
+        &newest_id,
         "--yes",
     ]);
     out.success();
@@ -187,38 +216,35 @@ fn storage_cleanup_moves_to_the_trash_and_guards_the_newest_backup() {
         out.stderr()
     );
 
-    // The leftover goes to the trash with one yes.
+    // The leftover goes to the trash with one yes, named by its path.
+    let manifest = broken_folder.join("Manifest.plist");
     let out = home.run(&[
         "fix",
         "storage",
         "--backup-root",
         r,
         "--trash",
-        &empty_n,
+        manifest.to_str().unwrap(),
         "--yes",
     ]);
     out.success();
-    assert!(!broken_folder.join("Manifest.plist").exists());
+    assert!(!manifest.exists(), "{}{}", out.stdout(), out.stderr());
     let trashed = home.path().join("data/Trash/files/Manifest.plist");
     assert!(trashed.exists(), "not in the trash: {}", out.stdout());
     assert!(broken_folder.exists(), "only the leftover moves");
 
-    // With the second, explicit yes the newest backup moves too — to the trash.
-    let list = home.run(&["fix", "storage", "--backup-root", r]);
-    let text = list.stdout();
-    let newest_n = text
-        .lines()
-        .find(|l| l.contains("the newest complete backup"))
-        .and_then(|l| l.trim_start().split('.').next())
-        .unwrap()
-        .to_owned();
+    // The list changed; the id still names the same backup. With the
+    // second, explicit yes it moves too — to the trash.
+    let text = home.run(&["fix", "storage", "--backup-root", r]).stdout();
+    assert!(!text.contains(&empty_id), "{text}");
+    assert_eq!(id_of_line(&text, "the newest complete backup"), newest_id);
     let out = home.run(&[
         "fix",
         "storage",
         "--backup-root",
         r,
         "--trash",
-        &newest_n,
+        &newest_id,
         "--yes",
         "--yes-newest",
     ]);
@@ -226,6 +252,205 @@ fn storage_cleanup_moves_to_the_trash_and_guards_the_newest_backup() {
     assert!(!folder.exists());
     assert!(home.path().join("data/Trash/files").join(UDID).exists());
     assert!(out.stdout().contains("Freed"), "{}", out.stdout());
+}
+
+/// A finished backup with a stray, empty Snapshot/ holds the phone's newest
+/// data: `--yes` alone does not move it.
+#[test]
+fn a_finished_backup_with_a_stray_snapshot_needs_the_second_yes() {
+    let home = Home::new();
+    let root = home.path().join("Backups");
+    let mut b = unstuck::synthetic::SyntheticBackup::new(UDID, util::days_ago(1));
+    b.files = 5;
+    let folder = b.write(&root).unwrap();
+    std::fs::create_dir(folder.join("Snapshot")).unwrap();
+    let r = root.to_str().unwrap();
+
+    let text = home.run(&["fix", "storage", "--backup-root", r]).stdout();
+    let id = id_of_line(&text, "a finished backup with a leftover Snapshot/ folder");
+    assert!(!text.contains("never finished"), "{text}");
+    let out = home.run(&[
+        "fix",
+        "storage",
+        "--backup-root",
+        r,
+        "--trash",
+        &id,
+        "--yes",
+    ]);
+    out.success();
+    assert!(folder.join("Info.plist").exists(), "{}", out.stdout());
+    assert!(
+        out.stderr().contains("may hold the newest copy"),
+        "{}",
+        out.stderr()
+    );
+    assert!(!out.stdout().contains("Freed"), "{}", out.stdout());
+
+    // Only the Snapshot/ inside it is a one-yes leftover.
+    let snapshot_id = id_of_line(&text, "a Snapshot/ folder left inside a finished backup");
+    let out = home.run(&[
+        "fix",
+        "storage",
+        "--backup-root",
+        r,
+        "--trash",
+        &snapshot_id,
+        "--yes",
+    ]);
+    out.success();
+    assert!(!folder.join("Snapshot").exists());
+    assert!(folder.join("Info.plist").exists());
+}
+
+/// What the tray's one click moves, over every kind of folder there is:
+/// never a backup folder, nor anything that holds one.
+#[test]
+fn the_one_click_leftovers_are_never_a_backup_folder() {
+    use unstuck::actions::storage;
+    use unstuck::synthetic::{Finish, SyntheticBackup};
+    let root = tempfile::tempdir().unwrap();
+    let write = |udid: &str, days: i64, finish: Option<Finish>| {
+        let mut b = SyntheticBackup::new(udid, util::days_ago(days));
+        b.files = 3;
+        if let Some(f) = finish {
+            b.finish = f;
+        }
+        b.write(root.path()).unwrap()
+    };
+    let folders = [
+        write(UDID, 1, None),
+        write(
+            "00008030-0016354E1A2B3C4D",
+            2,
+            Some(Finish::EmptyManifestPlist),
+        ),
+        write("00008101-000A1B2C3D4E5F60", 3, Some(Finish::Uploading)),
+        write("3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a", 400, None),
+    ];
+    std::fs::create_dir(folders[0].join("Snapshot")).unwrap();
+    for name in [
+        format!(".unstuck-snapshot-{UDID}"),
+        format!(".unstuck-failed-{UDID}"),
+    ] {
+        std::fs::create_dir(root.path().join(name)).unwrap();
+    }
+    let items = storage::survey(
+        &[root.path().to_path_buf()],
+        jiff::Timestamp::now(),
+        jiff::SignedDuration::from_hours(24 * 180),
+    );
+    let one_click = storage::leftovers(&items);
+    assert!(!one_click.is_empty(), "{items:?}");
+    for item in &one_click {
+        assert!(
+            !folders.contains(&item.path)
+                && !item.path.ends_with(format!(".unstuck-snapshot-{UDID}")),
+            "{item:?} is a backup"
+        );
+        assert!(!item.newest, "{item:?}");
+    }
+    // Every folder is listed, as a backup that needs the second yes (each is
+    // its phone's only copy), the interrupted one too.
+    for folder in &folders {
+        let item = items.iter().find(|i| i.path == *folder);
+        assert!(item.is_some_and(|i| i.newest), "{folder:?}: {items:?}");
+    }
+}
+
+/// A lock naming `child`, as `unstuck backup` writes it, with its start
+/// time moved by `shift` seconds (0: the child itself).
+fn lock_naming(dest: &std::path::Path, child: &std::process::Child, shift: i64) -> PathBuf {
+    let mut identity = unstuck::process::look(child.id()).expect("the child runs");
+    identity.start = identity.start.saturating_add_signed(shift);
+    let lock = dest.join(format!(".unstuck-{UDID}.lock"));
+    std::fs::write(&lock, serde_json::to_string(&identity).unwrap()).unwrap();
+    lock
+}
+
+/// The hard-link copy of a running Unstuck backup is not offered while the
+/// process holding the lock lives, and is once it is gone.
+#[test]
+fn a_live_runs_snapshot_is_not_offered() {
+    let home = Home::new();
+    let root = home.path().join("Backups");
+    let folder = unstuck::synthetic::SyntheticBackup::new(UDID, util::days_ago(1))
+        .write(&root)
+        .unwrap();
+    let copy = root.join(format!(".unstuck-snapshot-{UDID}"));
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::write(copy.join("Info.plist"), b"x").unwrap();
+    let mut run = util::KillOnDrop(Command::new("sleep").arg("60").spawn().unwrap());
+    lock_naming(&root, &run.0, 0);
+    let r = root.to_str().unwrap();
+
+    let text = home.run(&["fix", "storage", "--backup-root", r]).stdout();
+    assert!(!text.contains(".unstuck-snapshot-"), "{text}");
+    assert!(!text.contains(folder.to_str().unwrap()), "{text}");
+    let id = unstuck::actions::storage::id_of(&copy);
+    let out = home.run(&[
+        "fix",
+        "storage",
+        "--backup-root",
+        r,
+        "--trash",
+        &id,
+        "--yes",
+        "--yes-newest",
+    ]);
+    assert!(copy.exists(), "{}{}", out.stdout(), out.stderr());
+
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    let text = home.run(&["fix", "storage", "--backup-root", r]).stdout();
+    assert!(text.contains(".unstuck-snapshot-"), "{text}");
+}
+
+/// A stale lock whose PID now belongs to an unrelated live process (another
+/// start time) is taken over, and that process is never signalled.
+#[test]
+fn a_stale_lock_never_gets_an_unrelated_process_stopped() {
+    let _programs = util::no_foreign_backup_programs();
+    let (_runtime, sim) = crate::util::sim_on_runtime(config());
+    let home = Home::new();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+    let mut bystander = util::KillOnDrop(Command::new("sleep").arg("60").spawn().unwrap());
+    lock_naming(dest.path(), &bystander.0, -1000);
+
+    let out = home.run_on(
+        &sim.usbmuxd_address(),
+        &["fix", "restart", "--yes", "--dest", d],
+    );
+    out.success();
+    assert!(!out.stderr().contains("process"), "{}", out.stderr());
+    assert!(out.stdout().contains("Backup complete"), "{}", out.stdout());
+    assert!(
+        bystander.0.try_wait().unwrap().is_none(),
+        "the bystander was stopped"
+    );
+
+    // An old lock records only the PID: --yes does not answer that question.
+    std::fs::write(
+        dest.path().join(format!(".unstuck-{UDID}.lock")),
+        bystander.0.id().to_string(),
+    )
+    .unwrap();
+    let out = home.run_on(
+        &sim.usbmuxd_address(),
+        &["fix", "restart", "--yes", "--dest", d],
+    );
+    assert_eq!(out.code(), Some(1), "{}{}", out.stdout(), out.stderr());
+    assert!(
+        out.stderr().contains("records only a process number")
+            && out.stderr().contains("--yes does not answer this"),
+        "{}",
+        out.stderr()
+    );
+    assert!(
+        bystander.0.try_wait().unwrap().is_none(),
+        "the bystander was stopped"
+    );
 }
 
 #[test]
@@ -282,6 +507,10 @@ fn restart_replaces_a_stuck_unstuck_backup() {
     c.first_message_delay = Duration::from_secs(3600);
     let (_runtime, sim) = crate::util::sim_on_runtime(c);
     let home = Home::new();
+    // A backup counts as stuck after 1 s without a write here.
+    home.write_config(
+        "[monitor]\nstarting_stall_seconds = 1\npasscode_stall_seconds = 1\ncopying_stall_seconds = 1\nfinishing_stall_seconds = 1\n",
+    );
     let dest = tempfile::tempdir().unwrap();
     let d = dest.path().to_str().unwrap();
     let mut stuck = home
@@ -293,13 +522,16 @@ fn restart_replaces_a_stuck_unstuck_backup() {
         .unwrap();
     let lock = dest.path().join(format!(".unstuck-{UDID}.lock"));
     let until = std::time::Instant::now() + Duration::from_secs(10);
-    while !lock.exists() {
+    let info = dest.path().join(UDID).join("Info.plist");
+    while !lock.exists() || !info.exists() {
         assert!(
             std::time::Instant::now() < until,
             "the first backup never started"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Quiet for longer than the limit: evidence that it is stuck.
+    std::thread::sleep(Duration::from_millis(2500));
     sim.update(|c| c.first_message_delay = Duration::ZERO);
     let out = home.run_on(
         &sim.usbmuxd_address(),

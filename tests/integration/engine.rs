@@ -380,6 +380,17 @@ async fn a_second_backup_of_the_same_phone_is_refused() {
     .unwrap();
     let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
     assert!(matches!(result.unwrap_err(), EngineError::Busy { pid } if pid == parent));
+    // The same with the lock this version writes: PID, start time, program.
+    let mut holder = unstuck::process::look(parent).unwrap();
+    let lock = dir.path().join(format!(".unstuck-{UDID}.lock"));
+    std::fs::write(&lock, serde_json::to_string(&holder).unwrap()).unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    assert!(matches!(result.unwrap_err(), EngineError::Busy { pid } if pid == parent));
+    // A lock whose PID now belongs to a process that started at another
+    // time is stale: taken over.
+    holder.start += 1;
+    std::fs::write(&lock, serde_json::to_string(&holder).unwrap()).unwrap();
+    run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
     // A lock whose process is gone is taken over.
     std::fs::write(
         dir.path().join(format!(".unstuck-{UDID}.lock")),
