@@ -86,6 +86,12 @@ pub enum ReadError {
     /// a symlink): nothing Apple's tools write, and reading a device or a
     /// pipe may never end.
     NotAFile { path: PathBuf, what: &'static str },
+    /// The file is longer than the bound.
+    TooLarge {
+        path: PathBuf,
+        len: u64,
+        limit: usize,
+    },
     /// The bytes are not a plist within the budget.
     Plist { path: PathBuf, source: PlistError },
 }
@@ -99,6 +105,13 @@ impl fmt::Display for ReadError {
             ReadError::NotAFile { path, what } => {
                 write!(f, "{} is {what} where a file should be", path.display())
             }
+            ReadError::TooLarge { path, len, limit } => write!(
+                f,
+                "{} is refused: it is {}, more than the {} Unstuck reads; Apple's tools do not write such a file",
+                path.display(),
+                size(*len),
+                size(*limit as u64)
+            ),
             ReadError::Plist {
                 path,
                 source: source @ PlistError::Malformed(_),
@@ -118,6 +131,7 @@ impl ReadError {
         match self {
             ReadError::Io { path, .. }
             | ReadError::NotAFile { path, .. }
+            | ReadError::TooLarge { path, .. }
             | ReadError::Plist { path, .. } => path,
         }
     }
@@ -176,12 +190,10 @@ pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
         .read_to_end(&mut bytes)
         .map_err(io_error)?;
     if bytes.len() > limit {
-        return Err(ReadError::Plist {
+        return Err(ReadError::TooLarge {
             path: path.to_path_buf(),
-            source: PlistError::TooLarge {
-                len: meta.len().max(bytes.len() as u64),
-                limit,
-            },
+            len: meta.len().max(bytes.len() as u64),
+            limit,
         });
     }
     Ok(bytes)
@@ -197,7 +209,8 @@ fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), ReadError> {
     })
 }
 
-fn file_kind(kind: &fs::FileType) -> &'static str {
+/// "a folder", "a device", ...: what a path that is not a regular file is.
+pub(crate) fn file_kind(kind: &fs::FileType) -> &'static str {
     if kind.is_dir() {
         return "a folder";
     }
@@ -223,7 +236,7 @@ fn size(n: u64) -> String {
     const M: u64 = MIB as u64;
     if n < M {
         format!("{n} bytes")
-    } else if n % M == 0 {
+    } else if n.is_multiple_of(M) {
         format!("{} MiB", n / M)
     } else {
         let tenths = n.div_ceil(M / 10);
@@ -619,7 +632,7 @@ fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant, SystemTime};
 
     use plist::Dictionary;
@@ -650,7 +663,7 @@ mod tests {
 
     /// An object of a hand-made binary plist; references are indices.
     #[derive(Debug, Clone)]
-    pub(super) enum Obj {
+    pub(crate) enum Obj {
         Int(u8),
         Str(String),
         Array(Vec<usize>),
@@ -669,7 +682,7 @@ mod tests {
 
     /// A binary plist of `objects` whose top object is `top`, written the
     /// way CFBinaryPList lays it out (4-byte offsets, `ref_size` references).
-    pub(super) fn binary(objects: &[Obj], top: usize, ref_size: usize) -> Vec<u8> {
+    pub(crate) fn binary(objects: &[Obj], top: usize, ref_size: usize) -> Vec<u8> {
         let mut out = BINARY_MAGIC.to_vec();
         let mut offsets = Vec::new();
         let put_ref = |r: usize, out: &mut Vec<u8>| {
@@ -707,7 +720,7 @@ mod tests {
     }
 
     /// A string, then `levels` arrays, each listing the one before `fan` times.
-    fn laughs(levels: usize, fan: usize) -> Vec<u8> {
+    pub(crate) fn laughs(levels: usize, fan: usize) -> Vec<u8> {
         let mut objects = vec![Obj::Str("lol".into())];
         objects.extend((0..levels).map(|k| Obj::Array(vec![k; fan])));
         binary(&objects, levels, 1)
@@ -1050,7 +1063,7 @@ mod tests {
                 .unwrap();
             let err = read(&path).unwrap_err();
             assert!(
-                err.contains("Info.plist is refused: the plist is 65 MiB, more than the 64 MiB"),
+                err.contains("Info.plist is refused: it is 65 MiB, more than the 64 MiB"),
                 "{err}"
             );
         }
