@@ -4,7 +4,7 @@
 //! is left over to clean. It only reads: nothing inside a backup is written.
 //! Deciding what to do about a backup is left to the monitor and the actions.
 
-mod manifest_db;
+pub(crate) mod manifest_db;
 pub mod mbdb;
 mod measure;
 pub mod plists;
