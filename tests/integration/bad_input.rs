@@ -296,6 +296,9 @@ fn billion_laughs() -> Vec<u8> {
 /// Like `unreadable_reason`, for one run of `status --json` whose peak
 /// memory is measured: the bad backup's reason and the peak in bytes.
 #[cfg(target_os = "linux")]
+// The child is reaped by `wait4`, which `Child::wait` cannot replace: only
+// it reports the child's own peak memory.
+#[allow(clippy::zombie_processes)]
 fn unreadable_reason_and_peak_memory(spoil: impl FnOnce(&Path)) -> (String, u64) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
