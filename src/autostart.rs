@@ -164,8 +164,11 @@ mod platform {
     /// ProgramArguments[0] of the LaunchAgent auto-launch wrote.
     pub fn registered_path() -> Option<String> {
         let home = directories::BaseDirs::new()?.home_dir().to_path_buf();
-        let plist =
-            plist::Value::from_file(home.join("Library/LaunchAgents/Unstuck.plist")).ok()?;
+        let plist = crate::plist_budget::read_file(
+            &home.join("Library/LaunchAgents/Unstuck.plist"),
+            crate::plist_budget::Budget::FILE,
+        )
+        .ok()?;
         let args = plist.as_dictionary()?.get("ProgramArguments")?.as_array()?;
         Some(args.first()?.as_string()?.to_owned())
     }

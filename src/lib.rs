@@ -24,6 +24,8 @@
 //! - `synthetic`: made-up backups in the real layout, for tests, benchmarks and
 //!   the demo.
 //! - `wire`: usbmuxd and length-prefixed plist frames, with bounds.
+//! - `plist_budget`: every plist from disk or the wire, parsed within a
+//!   budget of bytes, values and nesting.
 //! - `humanize`: "2 days ago", "1.4 GB".
 //! - `logging`: the log file and `--verbose`.
 
@@ -38,6 +40,7 @@ pub mod humanize;
 pub mod logging;
 pub mod monitor;
 pub mod notify;
+pub mod plist_budget;
 pub mod process;
 pub mod signals;
 #[cfg(feature = "sim")]

@@ -4,10 +4,12 @@
 //! anything is allocated, so a hostile peer — a broken usbmuxd, or a client
 //! of the simulated iPhone — cannot make Unstuck reserve gigabytes.
 
-use std::io::{self, Cursor};
+use std::io;
 
 use plist::{Dictionary, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::plist_budget::{self, Budget};
 
 /// The largest plist frame accepted. Real messages are kilobytes; Info.plist
 /// with app icons reaches a few megabytes.
@@ -105,8 +107,11 @@ pub fn parse_dict(bytes: &[u8]) -> io::Result<Dictionary> {
     }
 }
 
+/// Parses a plist (XML or binary) within `Budget::MESSAGE`: a peer's shared
+/// references or deep nesting cannot exhaust memory or the stack.
 pub fn parse_value(bytes: &[u8]) -> io::Result<Value> {
-    Value::from_reader(Cursor::new(bytes)).map_err(|e| invalid(format!("not a plist: {e}")))
+    plist_budget::parse(bytes, Budget::MESSAGE)
+        .map_err(|e| invalid(format!("the plist is refused: {e}")))
 }
 
 /// Encodes a length-prefixed plist, XML (lockdownd) or binary (DeviceLink).
@@ -179,6 +184,24 @@ mod tests {
         assert!(rt.block_on(read_plist(&mut bytes)).is_err());
         let mut empty: &[u8] = &[];
         assert!(rt.block_on(read_plist(&mut empty)).unwrap().is_none());
+    }
+
+    #[test]
+    fn hostile_plists_in_frames_are_refused() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let laughs = plist_budget::tests::laughs(30, 4);
+        let mut frame = (laughs.len() as u32).to_be_bytes().to_vec();
+        frame.extend(&laughs);
+        let err = rt.block_on(read_plist(&mut &frame[..])).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 4000000 values"),
+            "{err}"
+        );
+        let deep = format!("<plist>{}</plist>", "<array>".repeat(100_000));
+        let err = parse_dict(deep.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("nests deeper than 64"), "{err}");
     }
 
     proptest! {

@@ -4,7 +4,7 @@
 //! is left over to clean. It only reads: nothing inside a backup is written.
 //! Deciding what to do about a backup is left to the monitor and the actions.
 
-mod manifest_db;
+pub(crate) mod manifest_db;
 pub mod mbdb;
 mod measure;
 pub mod plists;
@@ -12,7 +12,7 @@ mod roots;
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
@@ -24,11 +24,13 @@ pub use roots::{
     BackupRoot, RootOrigin, RootOutcome, RootReport, combine_roots, platform_roots, read_roots,
 };
 
+use crate::plist_budget::{self, ReadError};
 use plists::{InfoPlist, ManifestPlist, StatusPlist};
 
-/// A metadata file larger than this is not a plist Apple wrote; reading it
+/// A Manifest.mbdb larger than this is not one Apple wrote; reading it
 /// whole could exhaust memory, so it makes the backup unreadable instead.
-const MAX_PLIST_BYTES: u64 = 64 * 1024 * 1024;
+/// (The plists have their bound in `Budget::FILE`.)
+const MAX_MBDB_BYTES: usize = 64 * 1024 * 1024;
 
 /// One device backup folder, as read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -243,14 +245,14 @@ fn fill(backup: &mut Backup, options: ReadOptions, cache: &mut MeasureCache) -> 
         ));
     }
 
-    let info = read_plist(&folder, "Info.plist", plists::parse_info)?;
-    let status = read_plist(&folder, "Status.plist", plists::parse_status)?;
+    let info = read_plist(&folder, "Info.plist", plists::read_info)?;
+    let status = read_plist(&folder, "Status.plist", plists::read_status)?;
     let manifest_len = file_len(&folder.join("Manifest.plist"))?;
     let manifest_plist_empty = manifest_len == Some(0);
     let manifest = if manifest_plist_empty {
         None
     } else {
-        read_plist(&folder, "Manifest.plist", plists::parse_manifest)?
+        read_plist(&folder, "Manifest.plist", plists::read_manifest)?
     };
     let has_db = file_len(&folder.join("Manifest.db"))?.is_some();
     let has_mbdb = !has_db && file_len(&folder.join("Manifest.mbdb"))?.is_some();
@@ -314,7 +316,7 @@ fn fill(backup: &mut Backup, options: ReadOptions, cache: &mut MeasureCache) -> 
                 })
             } else if has_mbdb {
                 let path = folder.join("Manifest.mbdb");
-                let bytes = read_capped(&path)?;
+                let bytes = plist_budget::read_capped(&path, MAX_MBDB_BYTES).map_err(read_why)?;
                 let s = mbdb::summarize(&bytes)
                     .map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
                 Some(measure::FileList {
@@ -446,45 +448,34 @@ fn last_activity(folder: &Path, snapshot: Option<&fs::Metadata>) -> Option<Times
 fn read_plist<T>(
     folder: &Path,
     name: &str,
-    parse: fn(&[u8]) -> Result<T, plist::Error>,
+    read: fn(&Path) -> Result<T, ReadError>,
 ) -> Result<Option<T>, String> {
-    let path = folder.join(name);
-    if file_len(&path)?.is_none() {
-        return Ok(None);
+    match read(&folder.join(name)) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_why(e)),
     }
-    let bytes = read_capped(&path)?;
-    parse(&bytes)
-        .map(Some)
-        .map_err(|e| format!("{} is not a valid plist: {e}", path.display()))
+}
+
+fn read_why(err: ReadError) -> String {
+    match err {
+        ReadError::Io { path, source } => io_why(&path, &source),
+        other => other.to_string(),
+    }
 }
 
 /// The length of the file at `path`, `None` if there is none.
 fn file_len(path: &Path) -> Result<Option<u64>, String> {
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
-        Ok(_) => Err(format!(
-            "{} is a folder where a file should be",
-            path.display()
+        Ok(meta) => Err(format!(
+            "{} is {} where a file should be",
+            path.display(),
+            plist_budget::file_kind(&meta.file_type())
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_why(path, &e)),
     }
-}
-
-fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    let file = fs::File::open(path).map_err(|e| io_why(path, &e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PLIST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_why(path, &e))?;
-    if bytes.len() as u64 > MAX_PLIST_BYTES {
-        return Err(format!(
-            "{} is larger than {} MiB: not a file Apple's tools write",
-            path.display(),
-            MAX_PLIST_BYTES / 1024 / 1024
-        ));
-    }
-    Ok(bytes)
 }
 
 fn io_why(path: &Path, err: &io::Error) -> String {

@@ -1,11 +1,14 @@
 //! The three metadata plists of a backup folder — Info.plist, Status.plist and
 //! Manifest.plist — turned into plain structs. XML and binary plists are both
-//! accepted; a value of the wrong type counts as absent, never as a panic.
+//! accepted, each parsed within `Budget::FILE`; a value of the wrong type
+//! counts as absent, never as a panic.
 
-use std::io::Cursor;
+use std::path::Path;
 
 use jiff::Timestamp;
 use plist::{Dictionary, Value};
+
+use crate::plist_budget::{self, Budget, PlistError, ReadError};
 
 /// What Info.plist says. iTunes, Finder and idevicebackup2 write
 /// "Product Version" style keys; some third-party tools write "ProductVersion":
@@ -85,8 +88,17 @@ pub struct ManifestPlist {
 }
 
 /// Parses the bytes of an Info.plist.
-pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, plist::Error> {
-    let dict = parse_dict(bytes)?;
+pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, PlistError> {
+    info(plist_budget::parse(bytes, Budget::FILE)?)
+}
+
+/// Reads the Info.plist at `path`.
+pub fn read_info(path: &Path) -> Result<InfoPlist, ReadError> {
+    read(path, info)
+}
+
+fn info(value: Value) -> Result<InfoPlist, PlistError> {
+    let dict = dictionary(value)?;
     let get = |key: &str| lookup(&dict, key);
     Ok(InfoPlist {
         device_name: string(get("Device Name")).or_else(|| string(get("Display Name"))),
@@ -100,8 +112,17 @@ pub fn parse_info(bytes: &[u8]) -> Result<InfoPlist, plist::Error> {
 }
 
 /// Parses the bytes of a Status.plist.
-pub fn parse_status(bytes: &[u8]) -> Result<StatusPlist, plist::Error> {
-    let dict = parse_dict(bytes)?;
+pub fn parse_status(bytes: &[u8]) -> Result<StatusPlist, PlistError> {
+    status(plist_budget::parse(bytes, Budget::FILE)?)
+}
+
+/// Reads the Status.plist at `path`.
+pub fn read_status(path: &Path) -> Result<StatusPlist, ReadError> {
+    read(path, status)
+}
+
+fn status(value: Value) -> Result<StatusPlist, PlistError> {
+    let dict = dictionary(value)?;
     let get = |key: &str| lookup(&dict, key);
     Ok(StatusPlist {
         snapshot_state: string(get("SnapshotState")).map(|s| SnapshotState::parse(&s)),
@@ -114,8 +135,17 @@ pub fn parse_status(bytes: &[u8]) -> Result<StatusPlist, plist::Error> {
 }
 
 /// Parses the bytes of a Manifest.plist.
-pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestPlist, plist::Error> {
-    let dict = parse_dict(bytes)?;
+pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestPlist, PlistError> {
+    manifest(plist_budget::parse(bytes, Budget::FILE)?)
+}
+
+/// Reads the Manifest.plist at `path`.
+pub fn read_manifest(path: &Path) -> Result<ManifestPlist, ReadError> {
+    read(path, manifest)
+}
+
+fn manifest(value: Value) -> Result<ManifestPlist, PlistError> {
+    let dict = dictionary(value)?;
     let get = |key: &str| lookup(&dict, key);
     let lockdown = get("Lockdown").and_then(Value::as_dictionary);
     let from_lockdown = |key: &str| lockdown.and_then(|d| string(lookup(d, key)));
@@ -132,14 +162,20 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestPlist, plist::Error> {
     })
 }
 
-fn parse_dict(bytes: &[u8]) -> Result<Dictionary, plist::Error> {
-    // `from_reader` sniffs the format: "bplist00" is binary, anything else XML.
-    let value = Value::from_reader(Cursor::new(bytes))?;
+/// Reads the file at `path` within `Budget::FILE` and interprets it.
+fn read<T>(path: &Path, interpret: fn(Value) -> Result<T, PlistError>) -> Result<T, ReadError> {
+    plist_budget::read_file(path, Budget::FILE).and_then(|value| {
+        interpret(value).map_err(|source| ReadError::Plist {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+fn dictionary(value: Value) -> Result<Dictionary, PlistError> {
     match value {
         Value::Dictionary(dict) => Ok(dict),
-        // plist offers no public constructor for its error, so a non-dictionary
-        // root is reported through serde's custom error.
-        other => Err(<plist::Error as serde::de::Error>::custom(format!(
+        other => Err(PlistError::Malformed(format!(
             "the top-level value is {}, not a dictionary",
             kind_name(&other)
         ))),
@@ -227,6 +263,18 @@ mod tests {
         let bytes = br#"<?xml version="1.0"?><plist version="1.0"><array/></plist>"#;
         let err = parse_status(bytes).unwrap_err();
         assert!(err.to_string().contains("not a dictionary"), "{err}");
+    }
+
+    #[test]
+    fn hostile_plists_are_refused_within_the_file_budget() {
+        let err = parse_status(&crate::plist_budget::tests::laughs(30, 4)).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 1000000 values"),
+            "{err}"
+        );
+        let deep = xml(&format!("<key>A</key>{}", "<array>".repeat(200_000)));
+        let err = parse_info(&deep).unwrap_err();
+        assert!(err.to_string().contains("nests deeper than 64"), "{err}");
     }
 
     #[test]

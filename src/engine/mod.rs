@@ -550,10 +550,8 @@ fn link_error(e: LinkError) -> DeviceError {
 
 /// Whether the folder's Status.plist says finished.
 fn finished(folder: &Path) -> bool {
-    std::fs::read(folder.join("Status.plist"))
-        .ok()
-        .and_then(|b| backup_folder::plists::parse_status(&b).ok())
-        .is_some_and(|s| s.snapshot_state == Some(SnapshotState::Finished))
+    backup_folder::plists::read_status(&folder.join("Status.plist"))
+        .is_ok_and(|s| s.snapshot_state == Some(SnapshotState::Finished))
 }
 
 /// Waits for the phone to be attached again, up to `reattach_wait`.

@@ -227,9 +227,9 @@ impl Sampler {
         if let Some(m) = status_modified {
             note(m);
             if cache.status.as_ref().is_none_or(|(seen, _)| *seen != m) {
-                let parsed = fs::read(&status_path)
-                    .ok()
-                    .and_then(|b| plists::parse_status(&b).ok());
+                // Capped and regular files only: a Status.plist that is a
+                // symlink to a device must not be read without end.
+                let parsed = plists::read_status(&status_path).ok();
                 cache.status = Some((m, parsed));
             }
         } else {
@@ -248,9 +248,8 @@ impl Sampler {
             }
         }
         if cache.name.is_none() {
-            cache.name = fs::read(path.join("Info.plist"))
+            cache.name = plists::read_info(&path.join("Info.plist"))
                 .ok()
-                .and_then(|b| plists::parse_info(&b).ok())
                 .and_then(|i| i.device_name);
         }
         let status = cache.status.as_ref().and_then(|(_, s)| s.clone());
@@ -440,5 +439,30 @@ mod tests {
                 .unwrap()
                 .empty_manifest_plist
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn hostile_status_and_info_plists_are_passed_over() {
+        let root = tempfile::tempdir().unwrap();
+        let udid = "00008120-001A2B3C4D5E6F70";
+        let folder = SyntheticBackup::new(udid, Timestamp::now())
+            .write(root.path())
+            .unwrap();
+        fs::remove_file(folder.join("Status.plist")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", folder.join("Status.plist")).unwrap();
+        // A name, and arrays nested deeper than any plist Apple writes.
+        let xml = format!(
+            r#"<plist version="1.0"><dict><key>Device Name</key><string>x</string><key>Junk</key>{}</dict></plist>"#,
+            "<array>".repeat(70) + &"</array>".repeat(70)
+        );
+        fs::write(folder.join("Info.plist"), xml).unwrap();
+        let mut sampler = Sampler::new();
+        let roots = vec![root.path().to_path_buf()];
+        let seen = sampler.sample(&roots, &AttachedPhones::new());
+        let phone = &seen.phones[0];
+        assert_eq!(phone.name, None, "Info.plist nests too deep to be read");
+        let f = phone.folder.as_ref().unwrap();
+        assert_eq!(f.snapshot_state, None, "Status.plist is a device");
     }
 }

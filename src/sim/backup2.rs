@@ -550,7 +550,9 @@ fn previous_backup(host: &HashMap<String, Vec<u8>>, udid: &str) -> Option<HashMa
     let db = host.get(&format!("{udid}/Manifest.db"))?;
     let file = tempfile::NamedTempFile::new().ok()?;
     std::fs::write(file.path(), db).ok()?;
-    let conn = rusqlite::Connection::open(file.path()).ok()?;
+    let mut conn = rusqlite::Connection::open(file.path()).ok()?;
+    // The host's database is as untrusted as a backup's.
+    crate::backup_folder::manifest_db::guard(&mut conn).ok()?;
     let mut query = conn.prepare("SELECT fileID, file FROM Files").ok()?;
     let rows = query
         .query_map([], |row| {
@@ -666,7 +668,9 @@ async fn describe(
 fn list_manifest(db: &[u8]) -> Option<String> {
     let file = tempfile::NamedTempFile::new().ok()?;
     std::fs::write(file.path(), db).ok()?;
-    let conn = rusqlite::Connection::open(file.path()).ok()?;
+    let mut conn = rusqlite::Connection::open(file.path()).ok()?;
+    // The host's database is as untrusted as a backup's.
+    crate::backup_folder::manifest_db::guard(&mut conn).ok()?;
     let mut query = conn
         .prepare("SELECT domain, relativePath, file FROM Files WHERE flags = 1 ORDER BY domain, relativePath")
         .ok()?;

@@ -101,6 +101,25 @@ fn manifest_db_without_a_files_table() {
 }
 
 #[test]
+fn manifest_db_whose_files_is_a_recursive_view() {
+    let why = unreadable_reason(|b| {
+        let path = b.join("Manifest.db");
+        fs::remove_file(&path).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        // Counting its rows would never end.
+        conn.execute_batch(
+            "CREATE VIEW Files AS WITH RECURSIVE r(flags) AS \
+             (SELECT 1 UNION ALL SELECT flags FROM r) SELECT flags FROM r",
+        )
+        .unwrap();
+    });
+    assert!(
+        why.contains("Manifest.db cannot be read: its Files is a view, not a table"),
+        "{why}"
+    );
+}
+
+#[test]
 fn truncated_manifest_mbdb() {
     let why = unreadable_reason(|b| {
         fs::remove_file(b.join("Manifest.db")).unwrap();
@@ -184,7 +203,10 @@ fn oversized_plist_is_refused_without_reading_it_all() {
         // Sparse: costs no disk.
         file.set_len(65 * 1024 * 1024).unwrap();
     });
-    assert!(why.contains("larger than 64 MiB"), "{why}");
+    assert!(
+        why.contains("Info.plist is refused: it is 65 MiB, more than the 64 MiB Unstuck reads"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -250,4 +272,124 @@ mod fuzz {
             prop_assert_eq!(&backup.path, &folder);
         }
     }
+}
+
+/// A binary plist of a few hundred bytes whose 30 nested arrays each list
+/// the one below four times: 4^30 values once expanded.
+fn billion_laughs() -> Vec<u8> {
+    let mut out = b"bplist00".to_vec();
+    let mut offsets = vec![out.len() as u8];
+    out.extend(b"\x53lol");
+    for k in 0..30u8 {
+        offsets.push(out.len() as u8);
+        out.extend([0xa4, k, k, k, k]);
+    }
+    let table_at = out.len() as u64;
+    out.extend(&offsets);
+    out.extend([0, 0, 0, 0, 0, 0, 1, 1]);
+    for n in [offsets.len() as u64, 30, table_at] {
+        out.extend(n.to_be_bytes());
+    }
+    out
+}
+
+/// Like `unreadable_reason`, for one run of `status --json` whose peak
+/// memory is measured: the bad backup's reason and the peak in bytes.
+#[cfg(target_os = "linux")]
+// The child is reaped by `wait4`, which `Child::wait` cannot replace: only
+// it reports the child's own peak memory.
+#[allow(clippy::zombie_processes)]
+fn unreadable_reason_and_peak_memory(spoil: impl FnOnce(&Path)) -> (String, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Output, Stdio};
+
+    let home = Home::new();
+    let root = tempfile::tempdir().unwrap();
+    SyntheticBackup::new(GOOD, util::days_ago(1))
+        .write(root.path())
+        .unwrap();
+    let bad = SyntheticBackup::new(BAD, util::days_ago(1))
+        .write(root.path())
+        .unwrap();
+    spoil(&bad);
+    let mut child = home
+        .command(&[
+            "status",
+            "--json",
+            "--backup-root",
+            root.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stderr.read_to_end(&mut bytes).map(|_| bytes)
+    });
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let stderr = errors.join().unwrap().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 only writes into it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for; the pointers are to
+    // live locals. wait4 (not `Child::wait`) reports this child's own peak.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let run = util::Run(Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    });
+    run.success();
+    let doc = run.json();
+    assert_eq!(util::backup_named(&doc, GOOD)["state"], "complete");
+    let b = util::backup_named(&doc, BAD);
+    assert_eq!(b["state"], "unreadable", "{b:#}");
+    // ru_maxrss is in kilobytes on Linux.
+    let peak = usage.ru_maxrss as u64 * 1024;
+    (b["unreadable_reason"].as_str().unwrap().to_owned(), peak)
+}
+
+/// Far above what `status` needs for two small backups, far below what
+/// expanding a hostile plist or reading a device would take.
+#[cfg(target_os = "linux")]
+const SMALL_PEAK: u64 = 200 * 1024 * 1024;
+
+#[cfg(target_os = "linux")]
+#[test]
+fn billion_laughs_status_plist() {
+    let (why, peak) = unreadable_reason_and_peak_memory(|b| {
+        fs::write(b.join("Status.plist"), billion_laughs()).unwrap()
+    });
+    assert!(
+        why.contains(
+            "Status.plist is refused: the plist holds more than 1000000 values \
+             (shared references counted each time they are used)"
+        ),
+        "{why}"
+    );
+    assert!(peak < SMALL_PEAK, "status peaked at {peak} bytes");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn status_plist_that_is_a_symlink_to_dev_zero() {
+    let (why, peak) = unreadable_reason_and_peak_memory(|b| {
+        fs::remove_file(b.join("Status.plist")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", b.join("Status.plist")).unwrap();
+    });
+    assert!(
+        why.contains("Status.plist is a device where a file should be"),
+        "{why}"
+    );
+    assert!(peak < SMALL_PEAK, "status peaked at {peak} bytes");
 }
