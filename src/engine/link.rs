@@ -63,6 +63,12 @@ pub(crate) enum LinkError {
     Protocol(String),
     /// The phone named a path outside its folder: the backup is stopped.
     Refused(Refused),
+    /// A file could not be written on the host (a full disk, most often):
+    /// the backup cannot be complete, so it is stopped.
+    Write {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
 }
 
 impl From<io::Error> for LinkError {
@@ -137,6 +143,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             Value::Dictionary(body),
         ])
         .await
+    }
+
+    /// Sends a frame made elsewhere (`wire::plist_frame`).
+    pub(crate) async fn send_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.stream.write_all(frame).await?;
+        self.stream.flush().await
     }
 
     async fn send(&mut self, message: Vec<Value>) -> io::Result<()> {
@@ -397,7 +409,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     ) -> Result<(), LinkError> {
         touch(observed, Phase::Transferring, 0);
         let mut refused: Option<Refused> = None;
-        let mut failed = 0usize;
+        // The first file that could not be written ends the batch.
+        let mut failed: Option<(std::path::PathBuf, io::Error)> = None;
         loop {
             let Some(_folder_name) = self.name().await? else {
                 break;
@@ -407,19 +420,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             };
             // A refused path's data is read and dropped, so that the phone
             // hears the refusal instead of a broken stream.
-            let mut target = match folder.resolve(&wire, Use::Write) {
+            let (mut target, path) = match folder.resolve(&wire, Use::Write) {
                 Ok(path) => match folder.create(&path) {
-                    Ok(part) => Some(part),
+                    Ok(part) => (Some(part), path),
                     Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "could not write a backup file");
-                        failed += 1;
-                        None
+                        failed.get_or_insert((path.clone(), e));
+                        (None, path)
                     }
                 },
                 Err(r) => {
                     tracing::error!("{r}");
                     refused.get_or_insert(r);
-                    None
+                    (None, Default::default())
                 }
             };
             let complete = loop {
@@ -448,8 +460,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                     if let Some(part) = &mut target
                         && let Err(e) = part.write_all(&self.buffer[..n])
                     {
-                        tracing::warn!(path = %wire, error = %e, "could not write a backup file");
-                        failed += 1;
+                        failed.get_or_insert((path.clone(), e));
                         target = None;
                     }
                     left -= n as u64;
@@ -464,24 +475,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                 match part.commit() {
                     Ok(()) => lock(observed).files += 1,
                     Err(e) => {
-                        tracing::warn!(path = %wire, error = %e, "could not write a backup file");
-                        failed += 1;
+                        failed.get_or_insert((path, e));
                     }
                 }
+            }
+            if failed.is_some() {
+                break;
             }
         }
         if let Some(r) = refused {
             self.status(-1, Some(&r.to_string()), None).await?;
             return Err(LinkError::Refused(r));
         }
-        if failed > 0 {
-            let text = format!("{failed} files could not be written on the computer");
-            self.status(-1, Some(&text), Some(Value::Dictionary(Dictionary::new())))
-                .await?;
-        } else {
-            self.status(0, None, Some(Value::Dictionary(Dictionary::new())))
-                .await?;
+        if let Some((path, source)) = failed {
+            tracing::error!(path = %path.display(), error = %source, "could not write a backup file");
+            let text = format!("the computer could not write a file: {source}");
+            // The phone may already have hung up; the backup stops either way.
+            let _ = self.status(-1, Some(&text), None).await;
+            return Err(LinkError::Write { path, source });
         }
+        self.status(0, None, Some(Value::Dictionary(Dictionary::new())))
+            .await?;
         Ok(())
     }
 

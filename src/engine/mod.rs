@@ -160,7 +160,7 @@ pub enum EngineError {
         "the iPhone reported success but the backup's Status.plist does not say finished: back up again"
     )]
     NotFinished,
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {source}{}", path.display(), io_hint(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -172,6 +172,19 @@ pub enum EngineError {
     /// Ctrl-C, SIGTERM, SIGHUP, a closed console, or the tray's Quit.
     #[error("stopped ({0})")]
     Interrupted(&'static str),
+}
+
+/// What to do about a write that failed, where there is something to do.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            ". The backup disk is full: free some space (`unstuck fix storage` lists what takes it) and back up again"
+        }
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            ". Choose a folder you can write to (--dest), or give yourself write permission on it"
+        }
+        _ => "",
+    }
 }
 
 fn upper_first(s: &str) -> String {
@@ -387,6 +400,8 @@ enum Attempt {
     Failed(DeviceError),
     /// The phone named a path outside its folder: no new attempt.
     Refused(Refused),
+    /// A file could not be written: no new attempt.
+    Unwritable(PathBuf, std::io::Error),
 }
 
 async fn attempts(
@@ -444,6 +459,7 @@ async fn attempts(
             }
             Attempt::Failed(e) => return Err(e.into()),
             Attempt::Refused(r) => return Err(EngineError::Refused(r)),
+            Attempt::Unwritable(path, source) => return Err(EngineError::Io { path, source }),
         }
     }
     Err(EngineError::Stalled {
@@ -499,6 +515,7 @@ async fn one_attempt(
                     // The phone hung up without a final answer.
                     Ok(None) => Attempt::Failed(DeviceError::Detached),
                     Err(LinkError::Refused(r)) => Attempt::Refused(r),
+                    Err(LinkError::Write { path, source }) => Attempt::Unwritable(path, source),
                     Err(e) => Attempt::Failed(link_error(e)),
                 };
                 return (outcome, snapshot(&observed));
@@ -545,6 +562,9 @@ fn link_error(e: LinkError) -> DeviceError {
         LinkError::Io(e) => device::translate(idevice::IdeviceError::Socket(e)),
         LinkError::Protocol(why) => DeviceError::Protocol(why),
         LinkError::Refused(r) => DeviceError::Protocol(r.to_string()),
+        LinkError::Write { path, source } => {
+            DeviceError::Protocol(format!("cannot write {}: {source}", path.display()))
+        }
     }
 }
 
@@ -590,9 +610,18 @@ pub async fn change_password(
     if let Some(new) = new {
         body.insert("NewPassword".into(), new.into());
     }
-    link.request("ChangePassword", body)
+    body.insert("MessageName".into(), "ChangePassword".into());
+    let mut message = Value::Array(vec![
+        "DLMessageProcessMessage".into(),
+        Value::Dictionary(body),
+    ]);
+    // The frame and the message hold the passwords: both are wiped once sent.
+    let frame = zeroize::Zeroizing::new(crate::wire::plist_frame(&message, true));
+    wipe_strings(&mut message);
+    link.send_frame(&frame)
         .await
         .map_err(|e| link_error(LinkError::Io(e)))?;
+    drop(frame);
     loop {
         // The phone may take a while: it re-keys its backup settings.
         let (tag, reply) = tokio::time::timeout(deadline * 6, link.receive())
@@ -628,5 +657,20 @@ pub async fn change_password(
                     .map(str::to_owned),
             }),
         };
+    }
+}
+
+/// Overwrites every string in `value` with zeros before it is freed.
+fn wipe_strings(value: &mut Value) {
+    use zeroize::Zeroize;
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe_strings),
+        Value::Dictionary(d) => {
+            for (_, v) in d.iter_mut() {
+                wipe_strings(v);
+            }
+        }
+        _ => {}
     }
 }

@@ -541,3 +541,73 @@ fn the_backup_and_encryption_commands() {
     let refused = run(&["backup", "--dest", "/proc/unwritable"], "");
     assert_eq!(refused.code(), Some(7), "{}", refused.stderr());
 }
+
+/// A small tmpfs, unmounted when dropped; `None` where this process may not
+/// mount (not root, or no mount namespace to do it in).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The backup disk fills up in the middle of the transfer: the engine stops
+/// at the first file it cannot write, names the disk (not the phone), exits
+/// 7, and the last complete backup is back byte for byte.
+#[tokio::test]
+async fn a_disk_that_fills_mid_backup_stops_it_and_keeps_the_last_one() {
+    let Some(disk) = SmallDisk::mount(600) else {
+        eprintln!("skipped: cannot mount a small tmpfs here (CI runs as root and can)");
+        return;
+    };
+    let sim = Sim::start(config()).await.unwrap();
+    let mut o = options(disk.dir.path());
+    // Pre-flight wants room for the phone's whole used space plus a margin;
+    // this test is about a disk that fills after it.
+    o.free_space_override = Some(10_000_000_000);
+    run(&sim, &o, |_, _| {}).await.0.unwrap();
+    let folder = disk.dir.path().join(UDID);
+    let before = util::snapshot_tree(&folder);
+
+    // Four times the content, all of it new: more than the disk holds. The
+    // phone is told there is room, as a disk that fills up from elsewhere
+    // would have said a moment before.
+    sim.update(|c| {
+        c.content.files = 160;
+        c.content.changed_files = 160;
+    });
+    o.full = true;
+    let (result, _) = run(&sim, &o, |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), 7, "{err}");
+    assert!(err.to_string().contains("backup disk is full"), "{err}");
+
+    let after = util::snapshot_tree(&folder);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, was) in &before {
+        assert!(was.3 == after[path].3, "{} changed", path.display());
+    }
+    assert_eq!(util::read(&folder).state, BackupState::Complete);
+    assert!(!engine::snapshot::snapshot_path(&folder).exists());
+}
