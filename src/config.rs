@@ -157,6 +157,7 @@ pub struct BackupConfig {
     pub transfer_stall_seconds: u64,
     #[serde(deserialize_with = "seconds")]
     pub finishing_stall_seconds: u64,
+    #[serde(default, deserialize_with = "command")]
     pub platform_command: Option<Vec<String>>,
 }
 
@@ -188,6 +189,20 @@ impl BackupConfig {
 
 fn restarts<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     within(d, 0..=20, "0 to 20 restarts").map(|n| n as u32)
+}
+
+/// A program and its arguments: the program must be there.
+fn command<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let command = Vec::<String>::deserialize(d)?;
+    if command
+        .first()
+        .is_none_or(|program| program.trim().is_empty())
+    {
+        return Err(serde::de::Error::custom(
+            "the command is empty: name the program first, then its arguments, as in [\"/path/to/program\", \"--udid\", \"{udid}\"]; or remove the key to back up with Unstuck's engine",
+        ));
+    }
+    Ok(Some(command))
 }
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -348,10 +363,12 @@ fn write_defaults(path: &Path) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // Only the user reads it (it may name folders and commands).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
     io::Write::write_all(&mut file, DEFAULT_CONFIG.as_bytes())
 }
 

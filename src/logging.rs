@@ -16,7 +16,8 @@ const ROTATE_BYTES: u64 = 5 * 1024 * 1024;
 /// Installs the global subscriber. `level` is a `tracing` filter ("info",
 /// "debug", …); `RUST_LOG`, when set, overrides it.
 pub fn init(log_file: Option<&Path>, level: &str, stderr: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter =
+        capped(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)));
     let file = log_file.and_then(|path| match open(path) {
         Ok(file) => Some(Mutex::new(file)),
         Err(e) => {
@@ -37,6 +38,20 @@ pub fn init(log_file: Option<&Path>, level: &str, stderr: bool) {
     };
 }
 
+/// At its debug level the device library writes whole device plists
+/// (serial number, UDID, MAC addresses) to the log: it says no more than
+/// its warnings, whatever the level asked for.
+fn capped(filter: EnvFilter) -> EnvFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|level| level > LevelFilter::WARN);
+    match "idevice=warn".parse() {
+        Ok(directive) if verbose => filter.add_directive(directive),
+        _ => filter,
+    }
+}
+
 fn open(path: &Path) -> std::io::Result<fs::File> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
@@ -44,5 +59,17 @@ fn open(path: &Path) -> std::io::Result<fs::File> {
     if fs::metadata(path).is_ok_and(|m| m.len() > ROTATE_BYTES) {
         fs::rename(path, path.with_extension("log.1"))?;
     }
-    fs::OpenOptions::new().create(true).append(true).open(path)
+    let mut options = fs::OpenOptions::new();
+    options.create(true).append(true);
+    // Only the user reads it: it names phones and folders.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // A log made by an older version may be readable by others.
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }

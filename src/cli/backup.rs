@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
+use zeroize::Zeroizing;
 
 use super::Context;
 use super::devices::mux_address;
@@ -251,10 +252,12 @@ pub fn encryption(
     let done = runtime.block_on(engine::change_password(
         &addr,
         Some(&facts.udid),
-        old.as_deref(),
-        new.as_deref(),
+        old.as_ref().map(|p| p.as_str()),
+        new.as_ref().map(|p| p.as_str()),
         device::DEADLINE,
     ));
+    // The passwords are wiped here (Zeroizing), before anything is printed.
+    drop((old, new));
     match done {
         Ok(()) => {
             println!(
@@ -295,8 +298,8 @@ impl Passwords {
         }
     }
 
-    fn ask(&mut self, prompt: &str) -> Result<String> {
-        let password = match &mut self.lines {
+    fn ask(&mut self, prompt: &str) -> Result<Zeroizing<String>> {
+        let password = Zeroizing::new(match &mut self.lines {
             Some(lines) => lines
                 .next()
                 .context("standard input ended before the password")?
@@ -306,14 +309,14 @@ impl Passwords {
                 rpassword::prompt_password(prompt)
                     .context("cannot read the password from the terminal")?
             }
-        };
+        });
         if password.is_empty() {
             bail!("the password is empty");
         }
         Ok(password)
     }
 
-    fn new_password(&mut self) -> Result<String> {
+    fn new_password(&mut self) -> Result<Zeroizing<String>> {
         let first = self.ask("New backup password: ")?;
         if self.lines.is_none() {
             let again = self.ask("Once more: ")?;

@@ -52,3 +52,52 @@ fn the_log_file_is_in_the_data_folder() {
     let log = home.path().join("data/unstuck/unstuck.log");
     assert!(log.is_file(), "no log at {}", log.display());
 }
+
+#[test]
+fn an_empty_platform_command_is_refused_at_load() {
+    let home = Home::new();
+    home.write_config("[backup]\nplatform_command = []\n");
+    let run = home.run(&["status"]);
+    assert_eq!(run.code(), Some(1));
+    let err = run.stderr();
+    assert!(err.contains("platform_command"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("name the program first"), "{err}");
+    home.write_config("[backup]\nplatform_command = [\"\", \"--backup\"]\n");
+    assert_eq!(home.run(&["status"]).code(), Some(1));
+}
+
+/// The config file and the log name phones and folders: only the user
+/// reads them, and a log left readable by an older version is tightened.
+#[cfg(unix)]
+#[test]
+fn the_config_file_and_the_log_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let log = home.path().join("data/unstuck/unstuck.log");
+    fs::create_dir_all(log.parent().unwrap()).unwrap();
+    fs::write(&log, "older lines\n").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    home.run(&["status"]).success();
+    for file in [home.config_file(), log] {
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}
+
+/// At log_level = "debug" the device library would write whole device
+/// plists (serial number, UDID) into the log: it is held to warnings.
+#[test]
+fn device_plists_never_reach_the_log() {
+    let (_runtime, sim) = crate::util::sim_on_runtime(super::sim::config());
+    let home = Home::new();
+    home.write_config("log_level = \"debug\"\n");
+    home.run_on(&sim.usbmuxd_address(), &["devices"]).success();
+    let log = home.log();
+    assert!(log.contains("DEBUG"), "the log level was not debug: {log}");
+    assert!(
+        !log.contains("SIMULATED01"),
+        "the serial number is in the log:\n{log}"
+    );
+    assert!(!log.contains("Received plist"), "{log}");
+}

@@ -156,6 +156,7 @@ async fn plists_built_to_explode_are_refused() {
 /// The real binary: a refused path is exit 9 with the reason.
 #[test]
 fn the_backup_command_names_what_it_refused() {
+    let _programs = util::backup_programs_lock();
     let mut c = config();
     c.hostile = Some(Hostile::RemoveParent);
     let (_runtime, sim) = util::sim_on_runtime(c);

@@ -122,6 +122,7 @@ fn unstuck_leftovers(dest: &Path) -> Vec<String> {
 
 #[test]
 fn a_signal_in_any_phase_puts_the_last_backup_back() {
+    let _programs = util::backup_programs_lock();
     let (_runtime, sim) = util::sim_on_runtime(config());
     let home = Home::new();
     let dest = tempfile::tempdir().unwrap();
@@ -166,6 +167,7 @@ fn a_signal_in_any_phase_puts_the_last_backup_back() {
 
 #[test]
 fn after_sigkill_the_next_run_puts_the_last_backup_back_first() {
+    let _programs = util::backup_programs_lock();
     let (_runtime, sim) = util::sim_on_runtime(config());
     let home = Home::new();
     let dest = tempfile::tempdir().unwrap();
