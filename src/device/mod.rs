@@ -180,6 +180,16 @@ pub struct AttachedDevice {
     pub link: Link,
 }
 
+/// Whether `udid` is a UDID Unstuck will build a path from: the two forms
+/// Apple uses (40 hex digits, or 8 hex digits, `-`, 16 hex digits), and
+/// nothing that could name another place. usbmuxd's list is filtered
+/// through it, so no other UDID leaves this module.
+pub fn valid_udid(udid: &str) -> bool {
+    (1..=64).contains(&udid.len())
+        && udid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && udid.bytes().any(|b| b.is_ascii_hexdigit())
+}
+
 fn attached(device: &UsbmuxdDevice) -> AttachedDevice {
     AttachedDevice {
         udid: device.udid.clone(),
@@ -198,7 +208,19 @@ pub async fn list(
 ) -> Result<Vec<AttachedDevice>, DeviceError> {
     let (mut mux, _) = addr.open(deadline).await?;
     let devices = within(deadline, "the device list", mux.get_devices()).await?;
-    Ok(devices.iter().map(attached).collect())
+    Ok(usable(&devices).map(attached).collect())
+}
+
+/// The devices whose UDID can be trusted to name a folder; any other is
+/// logged and passed over.
+fn usable(devices: &[UsbmuxdDevice]) -> impl Iterator<Item = &UsbmuxdDevice> {
+    devices.iter().filter(|d| {
+        let ok = valid_udid(&d.udid);
+        if !ok {
+            tracing::warn!(udid = %d.udid.escape_debug(), "usbmuxd lists a device whose UDID is not one; passed over");
+        }
+        ok
+    })
 }
 
 /// A lockdownd session with one phone.
@@ -214,9 +236,10 @@ async fn session(
 ) -> Result<Session, DeviceError> {
     let (mut mux, _) = addr.open(deadline).await?;
     let devices = within(deadline, "the device list", mux.get_devices()).await?;
+    let mut usable = usable(&devices);
     let device = match udid {
-        Some(udid) => devices.iter().find(|d| d.udid == udid),
-        None => devices.first(),
+        Some(udid) => usable.find(|d| d.udid == udid),
+        None => usable.next(),
     }
     .map(attached)
     .ok_or_else(|| DeviceError::NoDevice {

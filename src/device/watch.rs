@@ -142,6 +142,10 @@ async fn listen(
 fn attached_device(body: &Dictionary, id: u32) -> Option<AttachedDevice> {
     let props = body.get("Properties")?.as_dictionary()?;
     let udid = props.get("SerialNumber")?.as_string()?.to_owned();
+    if !super::valid_udid(&udid) {
+        tracing::warn!(udid = %udid.escape_debug(), "usbmuxd announced a device whose UDID is not one; passed over");
+        return None;
+    }
     let link = match props.get("ConnectionType").and_then(Value::as_string) {
         Some("USB") => Link::Usb,
         _ => Link::Wifi,

@@ -68,15 +68,6 @@ impl Use {
     }
 }
 
-/// Whether `udid` can be used as a folder name: the two forms Apple uses
-/// (40 hex digits, or 8 hex digits, `-`, 16 hex digits) and nothing that
-/// could name another place.
-pub fn valid_udid(udid: &str) -> bool {
-    (1..=64).contains(&udid.len())
-        && udid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-        && udid.bytes().any(|b| b.is_ascii_hexdigit())
-}
-
 /// Windows device names, which refer to a device in any folder and with any
 /// extension (`CON`, `nul.txt`).
 /// See: Microsoft Learn, "Naming Files, Paths, and Namespaces".
@@ -366,6 +357,7 @@ impl Drop for PartFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::valid_udid;
 
     const UDID: &str = "00008030-0011223344556677";
 

@@ -33,7 +33,7 @@ use crate::backup_folder::{
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
 use folder::PhoneFolder;
-pub use folder::{Refused, valid_udid};
+pub use folder::Refused;
 pub use host::{BackupLock, lock_holder, other_backups};
 pub(crate) use host::{backup_program, named_udid};
 pub use link::Observed;
@@ -315,7 +315,7 @@ struct Prepared {
 async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared, EngineError> {
     let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
     let udid = facts.udid.clone();
-    if !valid_udid(&udid) {
+    if !device::valid_udid(&udid) {
         return Err(EngineError::Refused(Refused {
             action: "be backed up as",
             path: udid.chars().take(200).collect(),

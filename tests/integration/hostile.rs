@@ -170,3 +170,27 @@ fn the_backup_command_names_what_it_refused() {
     assert!(run.stderr().contains("\"../\""), "{}", run.stderr());
     assert!(dest.path().exists());
 }
+
+/// usbmuxd names the phone; a UDID that is a path is never joined to one.
+#[tokio::test]
+async fn a_udid_that_names_a_path_is_passed_over() {
+    let mut c = config();
+    c.udid = "../../escaped".into();
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("root");
+    let (result, _) = run(&sim, &options(&dest), |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, EngineError::Device(DeviceError::NoDevice { .. })),
+        "{err}"
+    );
+    let list = unstuck::device::list(
+        &unstuck::device::MuxAddress::Tcp(sim.addr()),
+        unstuck::device::DEADLINE,
+    )
+    .await
+    .unwrap();
+    assert!(list.is_empty(), "{list:?}");
+    assert!(!dir.path().join("escaped").exists());
+}
