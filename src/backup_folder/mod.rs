@@ -57,6 +57,11 @@ pub struct Backup {
     /// Bytes of every file in the folder.
     pub size_bytes: Option<u64>,
     pub leftovers: Vec<Leftover>,
+    /// The copy of the last complete backup that an Unstuck backup keeps
+    /// beside the folder while it writes ([`stopped_run_copy`]), when one is
+    /// there: a run is writing, or one was stopped before it could put it
+    /// back (the next `unstuck backup` does that first).
+    pub kept_by_unstuck: Option<PathBuf>,
     /// A copy Finder archived: the UDID followed by a date and time.
     pub archived: bool,
 }
@@ -227,12 +232,36 @@ pub fn read_backup(folder: &Path, options: ReadOptions, cache: &mut MeasureCache
         file_count: None,
         size_bytes: None,
         leftovers: Vec::new(),
+        kept_by_unstuck: None,
         archived: is_archive_name(&folder_name),
     };
     if let Err(why) = fill(&mut backup, options, cache) {
         backup.state = BackupState::Unreadable { why };
     }
+    let kept = stopped_run_copy(folder);
+    if fs::symlink_metadata(&kept).is_ok_and(|m| m.is_dir()) {
+        if backup.state != BackupState::Complete
+            && let Ok(s) = plists::read_status(&kept.join("Status.plist"))
+            && s.snapshot_state == Some(SnapshotState::Finished)
+        {
+            backup.last_complete = s.date;
+        }
+        backup.kept_by_unstuck = Some(kept);
+    }
     backup
+}
+
+/// Where an Unstuck backup keeps a hard-link copy of the last complete
+/// backup in `folder` while it writes: beside it, hidden, so that readers
+/// pass it over.
+pub fn stopped_run_copy(folder: &Path) -> PathBuf {
+    folder.with_file_name(format!(
+        ".unstuck-snapshot-{}",
+        folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ))
 }
 
 fn fill(backup: &mut Backup, options: ReadOptions, cache: &mut MeasureCache) -> Result<(), String> {

@@ -173,6 +173,16 @@ fn table_row(b: &Backup, now: Timestamp) -> ([String; 7], Option<String>) {
         ),
         BackupState::Unreadable { why } => ("unreadable".to_owned(), Some(why.clone())),
     };
+    let detail = match (&b.kept_by_unstuck, detail) {
+        (Some(kept), detail) => {
+            let note = format!(
+                "an Unstuck backup keeps the last complete one in {} while it runs; if none runs, `unstuck backup` puts it back first",
+                kept.display()
+            );
+            Some(detail.map_or(note.clone(), |d| format!("{d}; {note}")))
+        }
+        (None, detail) => detail,
+    };
     let encrypted = match b.encrypted {
         Some(true) => "yes",
         Some(false) => "no",
@@ -257,6 +267,7 @@ struct JsonBackup<'a> {
     size_bytes: Option<u64>,
     archived: bool,
     leftovers: Vec<JsonLeftover<'a>>,
+    kept_by_unstuck: Option<&'a Path>,
 }
 
 /// An interruption's code (`kind`, plus `phase` for `unfinished`) and its
@@ -360,5 +371,6 @@ fn json_backup<'a>(root: &'a Path, b: &'a Backup) -> JsonBackup<'a> {
                 bytes: l.bytes,
             })
             .collect(),
+        kept_by_unstuck: b.kept_by_unstuck.as_deref(),
     }
 }

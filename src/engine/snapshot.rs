@@ -137,13 +137,7 @@ impl Drop for Snapshot {
 }
 
 pub fn snapshot_path(folder: &Path) -> PathBuf {
-    folder.with_file_name(format!(
-        ".unstuck-snapshot-{}",
-        folder
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ))
+    crate::backup_folder::stopped_run_copy(folder)
 }
 
 fn link_tree(from: &Path, to: &Path) -> io::Result<()> {

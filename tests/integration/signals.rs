@@ -185,6 +185,24 @@ fn after_sigkill_the_next_run_puts_the_last_backup_back_first() {
     run.exit_within(Duration::from_secs(10));
     assert!(unstuck::engine::snapshot::snapshot_path(&folder).exists());
 
+    // status still knows when the last complete backup was, and says where
+    // it is kept.
+    let status = home.status_json(d);
+    let row = util::backup_named(&status, UDID);
+    assert!(row["last_complete"].is_string(), "{row}");
+    assert!(
+        row["kept_by_unstuck"]
+            .as_str()
+            .is_some_and(|p| p.contains(".unstuck-snapshot-")),
+        "{row}"
+    );
+    let table = home.run(&["status", "--backup-root", d]);
+    assert!(
+        table.stdout().contains("puts it back first"),
+        "{}",
+        table.stdout()
+    );
+
     // The next run finds the snapshot and puts it back before it starts; a
     // run that fails at once then leaves the folder as it was.
     sim.update(|c| {
