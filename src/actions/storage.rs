@@ -561,6 +561,7 @@ mod tests {
             file_count: None,
             size_bytes: Some(1_000),
             leftovers: Vec::new(),
+            kept_by_unstuck: None,
             archived: false,
         }
     }

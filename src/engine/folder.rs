@@ -170,15 +170,16 @@ impl PhoneFolder {
             why,
         };
         let parts = components(&self.udid, wire, what).map_err(refuse)?;
-        let mut path = self.root.clone();
+        let path: PathBuf = parts.iter().fold(self.root.clone(), |p, part| p.join(part));
+        let mut on_the_way = self.root.clone();
         let last = parts.len();
         for (i, part) in parts.iter().enumerate() {
-            path.push(part);
+            on_the_way.push(part);
             let is_last = i + 1 == last;
-            if !is_last && self.checked.contains(&path) {
+            if !is_last && self.checked.contains(&on_the_way) {
                 continue;
             }
-            match fs::symlink_metadata(&path) {
+            match fs::symlink_metadata(&on_the_way) {
                 Ok(m) if m.file_type().is_symlink() => {
                     let replaced = matches!(
                         what,
@@ -189,7 +190,7 @@ impl PhoneFolder {
                     }
                 }
                 Ok(m) if m.is_dir() && !is_last => {
-                    self.checked.insert(path.clone());
+                    self.checked.insert(on_the_way.clone());
                 }
                 Ok(_) => {}
                 // Nothing below a missing folder can exist either.
@@ -469,6 +470,18 @@ mod tests {
         drop(part);
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert!(!part_path(&path).exists());
+    }
+
+    /// A path below a folder that does not exist yet is the whole path, not
+    /// the folder's (found by the conversation's property test).
+    #[test]
+    fn a_path_below_a_missing_folder_resolves_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut folder = PhoneFolder::new(dir.path(), UDID);
+        let path = folder
+            .resolve(&format!("{UDID}/2e/0000"), Use::Write)
+            .unwrap();
+        assert_eq!(path, dir.path().join(UDID).join("2e").join("0000"));
     }
 
     #[test]

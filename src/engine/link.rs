@@ -577,3 +577,238 @@ fn list(path: &std::path::Path) -> Dictionary {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! The conversation fed whole sequences of what a phone may send, good
+    //! and hostile mixed, from generators that know the protocol's shape.
+
+    use std::fs;
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const UDID: &str = "00008030-0011223344556677";
+
+    /// A path the phone may name: mostly its own, some escapes.
+    fn path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-f0-9]{2}/[a-f0-9]{4}".prop_map(|p| format!("{UDID}/{p}")),
+            2 => prop::sample::select(vec!["Manifest.db", "Status.plist", "Info.plist", "ab"])
+                .prop_map(|n| format!("{UDID}/{n}")),
+            1 => prop::sample::select(vec![
+                "../outside/sentinel".to_owned(),
+                "00008030-FFFFFFFFFFFFFFFF/Status.plist".to_owned(),
+                format!("{UDID}/../outside/sentinel"),
+                format!("{UDID}/ab/../../outside"),
+                "/tmp/x".to_owned(),
+                UDID.to_owned(),
+                format!("{UDID}/C:/x"),
+                format!("{UDID}/NUL"),
+                String::new(),
+            ]),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Sent {
+        Upload(Vec<(String, Vec<u8>, u8)>),
+        Remove(String),
+        Move(String, String),
+        Copy(String, String),
+        MakeFolder(String),
+        Download(String),
+        List(String),
+        Garbage(Vec<u8>),
+    }
+
+    fn sent() -> impl Strategy<Value = Sent> {
+        let file = (
+            path(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::sample::select(vec![0u8, 0x0b, 0x0c]),
+        );
+        prop_oneof![
+            4 => prop::collection::vec(file, 0..4).prop_map(Sent::Upload),
+            1 => path().prop_map(Sent::Remove),
+            1 => (path(), path()).prop_map(|(a, b)| Sent::Move(a, b)),
+            1 => (path(), path()).prop_map(|(a, b)| Sent::Copy(a, b)),
+            1 => path().prop_map(Sent::MakeFolder),
+            1 => path().prop_map(Sent::Download),
+            1 => path().prop_map(Sent::List),
+            1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(Sent::Garbage),
+        ]
+    }
+
+    fn message(out: &mut Vec<u8>, items: Vec<Value>) {
+        out.extend(wire::plist_frame(&Value::Array(items), true));
+    }
+
+    fn encode(all: &[Sent]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let extra = || Value::Dictionary(Dictionary::new());
+        for s in all {
+            match s {
+                Sent::Upload(files) => {
+                    message(
+                        &mut out,
+                        vec![
+                            "DLMessageUploadFiles".into(),
+                            extra(),
+                            Value::Real(50.0),
+                            0u64.into(),
+                        ],
+                    );
+                    for (name, data, end) in files {
+                        for n in [name, name] {
+                            out.extend((n.len() as u32).to_be_bytes());
+                            out.extend(n.as_bytes());
+                        }
+                        if *end == 0x0c {
+                            // A file cut short: its data, then the next name.
+                            out.extend((data.len() as u32 + 1).to_be_bytes());
+                            out.push(0x0c);
+                            out.extend(data);
+                            continue;
+                        }
+                        for chunk in data.chunks(100) {
+                            out.extend((chunk.len() as u32 + 1).to_be_bytes());
+                            out.push(0x0c);
+                            out.extend(chunk);
+                        }
+                        out.extend(1u32.to_be_bytes());
+                        out.push(*end);
+                    }
+                    out.extend(0u32.to_be_bytes());
+                }
+                Sent::Remove(p) => message(
+                    &mut out,
+                    vec![
+                        "DLMessageRemoveItems".into(),
+                        Value::Array(vec![p.as_str().into()]),
+                        extra(),
+                        Value::Real(1.0),
+                    ],
+                ),
+                Sent::Move(a, b) => {
+                    let mut d = Dictionary::new();
+                    d.insert(a.clone(), b.as_str().into());
+                    message(
+                        &mut out,
+                        vec![
+                            "DLMessageMoveItems".into(),
+                            Value::Dictionary(d),
+                            extra(),
+                            Value::Real(1.0),
+                        ],
+                    );
+                }
+                Sent::Copy(a, b) => message(
+                    &mut out,
+                    vec![
+                        "DLMessageCopyItem".into(),
+                        a.as_str().into(),
+                        b.as_str().into(),
+                    ],
+                ),
+                Sent::MakeFolder(p) => message(
+                    &mut out,
+                    vec!["DLMessageCreateDirectory".into(), p.as_str().into()],
+                ),
+                Sent::Download(p) => message(
+                    &mut out,
+                    vec![
+                        "DLMessageDownloadFiles".into(),
+                        Value::Array(vec![p.as_str().into()]),
+                        extra(),
+                        Value::Real(1.0),
+                    ],
+                ),
+                Sent::List(p) => message(
+                    &mut out,
+                    vec!["DLContentsOfDirectory".into(), p.as_str().into()],
+                ),
+                Sent::Garbage(bytes) => {
+                    out.extend((bytes.len() as u32).to_be_bytes());
+                    out.extend(bytes);
+                }
+            }
+        }
+        let mut done = Dictionary::new();
+        done.insert("ErrorCode".into(), 0u64.into());
+        message(
+            &mut out,
+            vec!["DLMessageProcessMessage".into(), Value::Dictionary(done)],
+        );
+        out
+    }
+
+    /// Every file under `dir` but the phone's folder, with its bytes.
+    fn outside(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        walkdir::WalkDir::new(dir)
+            .sort_by_file_name()
+            .into_iter()
+            .flatten()
+            .filter(|e| !e.path().starts_with(dir.join("root").join(UDID)))
+            .map(|e| {
+                (
+                    e.path().to_path_buf(),
+                    fs::read(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn nothing_outside_the_phone_folder_changes(all in prop::collection::vec(sent(), 0..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("root");
+            fs::create_dir_all(root.join(UDID)).unwrap();
+            fs::create_dir_all(root.join("00008030-FFFFFFFFFFFFFFFF")).unwrap();
+            fs::write(root.join("00008030-FFFFFFFFFFFFFFFF/Status.plist"), b"other").unwrap();
+            fs::create_dir_all(dir.path().join("outside")).unwrap();
+            fs::write(dir.path().join("outside/sentinel"), b"keep").unwrap();
+            let before = outside(dir.path());
+
+            let bytes = encode(&all);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let ended = rt.block_on(async {
+                let stream = tokio::io::join(&bytes[..], tokio::io::sink());
+                let mut link = Link::new(stream);
+                let mut folder = PhoneFolder::new(&root, UDID);
+                let observed = Observed::shared();
+                link.serve(&mut folder, || 1 << 30, &observed).await.map(|_| ())
+            });
+            // However it ended, nothing outside moved and no part file stayed.
+            prop_assert_eq!(outside(dir.path()), before);
+            let parts = walkdir::WalkDir::new(&root).into_iter().flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".unstuck-part"))
+                .count();
+            prop_assert_eq!(parts, 0);
+            // An empty name in an upload is the batch's end marker, so what
+            // follows it is out of step: count it with the garbage.
+            let well_formed = all.iter().all(|s| match s {
+                Sent::Garbage(_) => false,
+                Sent::Upload(files) => files.iter().all(|(name, ..)| !name.is_empty()),
+                _ => true,
+            });
+            if well_formed {
+                // A conversation of well-formed messages ends at the final
+                // answer, a refusal, or a file the host cannot write (a file
+                // where a folder is); never in a broken stream.
+                prop_assert!(
+                    matches!(
+                        ended,
+                        Ok(()) | Err(LinkError::Refused(_) | LinkError::Protocol(_) | LinkError::Write { .. })
+                    ),
+                    "{:?}",
+                    ended
+                );
+            }
+        }
+    }
+}

@@ -611,3 +611,51 @@ async fn a_disk_that_fills_mid_backup_stops_it_and_keeps_the_last_one() {
     assert_eq!(util::read(&folder).state, BackupState::Complete);
     assert!(!engine::snapshot::snapshot_path(&folder).exists());
 }
+
+/// The tray's Quit drops a running backup's future: the last complete
+/// backup is put back then, and the lock released, as on a signal.
+#[tokio::test]
+async fn a_backup_dropped_mid_run_puts_the_last_one_back() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(dir.path());
+    run(&sim, &o, |_, _| {}).await.0.unwrap();
+    let folder = dir.path().join(UDID);
+    let before = util::snapshot_tree(&folder);
+
+    sim.update(|c| {
+        c.content.changed_files = c.content.files;
+        c.stall = Some(Stall {
+            at_percent: 50.0,
+            duration: Duration::from_secs(60),
+        });
+    });
+    let mut o = o;
+    o.watchdog.transfer = Duration::from_secs(60);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let addr = addr(&sim);
+    {
+        let work = engine::backup(&addr, &o, &tx);
+        tokio::pin!(work);
+        // Until the transfer is under way and has written into the folder.
+        loop {
+            tokio::select! {
+                _ = &mut work => panic!("the backup ended by itself"),
+                Some(e) = rx.recv() => if matches!(e, BackupEvent::Progress { files, .. } if files > 0) { break },
+            }
+        }
+        assert!(engine::snapshot::snapshot_path(&folder).exists());
+    }
+    let after = util::snapshot_tree(&folder);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, was) in &before {
+        assert!(was.3 == after[path].3, "{} changed", path.display());
+    }
+    assert!(!engine::snapshot::snapshot_path(&folder).exists());
+    assert!(engine::lock_holder(dir.path(), UDID).is_none());
+    // The lock file itself is gone, so the next run starts at once.
+    assert!(!dir.path().join(format!(".unstuck-{UDID}.lock")).exists());
+}
