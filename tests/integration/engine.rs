@@ -659,3 +659,21 @@ async fn a_backup_dropped_mid_run_puts_the_last_one_back() {
     // The lock file itself is gone, so the next run starts at once.
     assert!(!dir.path().join(format!(".unstuck-{UDID}.lock")).exists());
 }
+
+/// A phone with almost no free space cannot make the snapshot a backup
+/// needs: refused before anything is written, with the fix.
+#[tokio::test]
+async fn a_phone_short_of_space_is_refused_before_the_transfer() {
+    let mut c = config();
+    c.disk_free = 100_000_000;
+    let sim = Sim::start(c).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Preflight { problems } if problems.iter().any(|p| matches!(p, engine::preflight::Problem::PhoneSpace { .. }))),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), 3);
+    assert!(!dir.path().join(UDID).exists());
+}

@@ -127,3 +127,47 @@ fn every_file_the_deb_lists_exists() {
         assert!(repo(source).exists(), "{source} is listed but missing");
     }
 }
+
+/// Every test the README's fault table names exists, so the table cannot
+/// promise a row that nothing checks.
+#[test]
+fn the_fault_table_names_real_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table = readme
+        .split("#### Faults, what you see, and what is kept")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").nth(2))
+        .expect("the fault table");
+    let mut checked = 0;
+    for row in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| ---"))
+        .skip(1)
+    {
+        let tests = row.trim_end_matches('|').rsplit('|').next().unwrap();
+        let mut module = "";
+        for name in tests.split('`').skip(1).step_by(2) {
+            let (m, f) = name.rsplit_once("::").unwrap_or((module, name));
+            module = m;
+            let source = std::fs::read_to_string(root.join(format!("tests/integration/{m}.rs")))
+                .unwrap_or_else(|e| panic!("{m}: {e}"));
+            let names: Vec<String> = if let Some((stem, rest)) = f.split_once('{') {
+                let (alts, tail) = rest.split_once('}').unwrap();
+                alts.split(',')
+                    .map(|a| format!("{stem}{a}{tail}"))
+                    .collect()
+            } else {
+                vec![f.to_owned()]
+            };
+            for f in names {
+                assert!(
+                    source.contains(&format!("fn {f}(")),
+                    "the README names {m}::{f}, which does not exist"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} tests named");
+}
