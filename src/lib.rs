@@ -7,13 +7,16 @@
 //!   into plain data; never writes inside one.
 //! - `device`: phones through usbmuxd (idevice): attach/detach, facts, typed
 //!   errors that say what to do; every request with a deadline.
-//! - `engine`: Unstuck's own backups over mobilebackup2: pre-flight, a
-//!   watchdog with bounded restarts, the last complete backup kept safe.
+//! - `engine`: Unstuck's own backups over mobilebackup2: pre-flight, the
+//!   DeviceLink conversation confined to the phone's folder, a watchdog with
+//!   bounded restarts, the last complete backup kept safe whatever ends a run.
 //! - `monitor`: watches every backup; decides states, causes and notices
 //!   from plain observations (`core`), reads the world (`observe`), loops
 //!   (`shell`).
 //! - `process`: which process a PID stands for (start time, program), and
 //!   stopping exactly that one.
+//! - `signals`: Ctrl-C, SIGTERM, SIGHUP (and Windows' console events) as one
+//!   future, so work ends in order.
 //! - `notify`: desktop notifications with buttons, each call with a time-out.
 //! - `tray`: the tray app — what it shows (`view`, pure), the event loop and
 //!   icon (`app`), the monitor and the fixes behind it (`controller`).
