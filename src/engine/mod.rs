@@ -1,5 +1,6 @@
-//! Unstuck's own backups, made through mobilebackup2 with `idevice`'s
-//! `MobileBackup2Client` and a delegate of ours. Around the transfer:
+//! Unstuck's own backups, made through mobilebackup2: `idevice` reaches the
+//! service, and `link` speaks DeviceLink with the phone, every path confined
+//! by `folder` to the phone's own folder. Around the transfer:
 //! pre-flight checks before any byte moves, a watchdog that restarts a
 //! stalled attempt a bounded number of times, a wait for a phone that was
 //! unplugged, and a hard-link snapshot that puts the last complete backup

@@ -1,11 +1,39 @@
 //! Keeps the last complete backup safe while a new run writes into its
 //! folder: a copy made of hard links (it costs no space), restored if the run
 //! does not finish and removed when it does. The run never writes a file in
-//! place (see `delegate`), so the linked files keep their old bytes.
+//! place (see `folder`), so the linked files keep their old bytes.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Snapshots of this process being taken, held, or put back.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// How many snapshots this process holds now (taking, holding or putting
+/// one back). A process that ends while one is held should wait for it:
+/// the tray's Quit does.
+pub fn held() -> usize {
+    HELD.load(Ordering::Acquire)
+}
+
+/// Counts one snapshot in [`HELD`] while it lives.
+#[derive(Debug)]
+struct Held;
+
+impl Held {
+    fn new() -> Held {
+        HELD.fetch_add(1, Ordering::AcqRel);
+        Held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// A hard-link copy of a backup folder, beside it and hidden
 /// (`.unstuck-snapshot-<folder name>`), so readers pass it over.
@@ -18,12 +46,15 @@ pub struct Snapshot {
     copy: PathBuf,
     /// Still to be discarded or restored.
     armed: bool,
+    /// Dropped last: after `Drop` has put the copy back.
+    _held: Held,
 }
 
 impl Snapshot {
     /// Links every file of `folder` into the snapshot. A snapshot left by a
     /// run that was killed is the last complete state: it is restored first.
     pub fn take(folder: &Path) -> io::Result<Snapshot> {
+        let held = Held::new();
         let copy = snapshot_path(folder);
         if copy.exists() {
             tracing::warn!(path = %copy.display(), "restoring the snapshot a killed run left");
@@ -31,6 +62,7 @@ impl Snapshot {
                 folder: folder.to_path_buf(),
                 copy: copy.clone(),
                 armed: true,
+                _held: Held::new(),
             }
             .restore()?;
         }
@@ -41,6 +73,7 @@ impl Snapshot {
             folder: folder.to_path_buf(),
             copy,
             armed: true,
+            _held: held,
         })
     }
 
@@ -98,6 +131,7 @@ pub fn recover(folder: &Path) -> io::Result<bool> {
         folder: folder.to_path_buf(),
         copy,
         armed: true,
+        _held: Held::new(),
     }
     .restore()?;
     Ok(true)

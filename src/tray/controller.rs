@@ -434,9 +434,21 @@ async fn stop(mut job: Job, wait: Duration) {
         let _ = cancel.send(());
     }
     let joined = tokio::task::spawn_blocking(move || job.thread.join());
-    if tokio::time::timeout(wait, joined).await.is_err() {
-        tracing::warn!(?wait, "the backup thread did not end in time; left behind");
+    tokio::pin!(joined);
+    if tokio::time::timeout(wait, &mut joined).await.is_ok() {
+        return;
     }
+    // A backup that holds the last complete one aside is putting it back
+    // (a large folder takes a while): that is waited for, a minute at most.
+    // A thread waiting for an answer holds none.
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while crate::engine::snapshot::held() > 0 && tokio::time::Instant::now() < until {
+        tokio::select! {
+            _ = &mut joined => return,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    tracing::warn!(?wait, "the backup thread did not end in time; left behind");
 }
 
 /// One backup, start to end, on its own thread and runtime (its questions
