@@ -141,22 +141,32 @@ impl ReadError {
 /// them anything over budget. Shared references in a binary plist count as
 /// expanded (each use counts); cycles are refused.
 pub fn parse(bytes: &[u8], budget: Budget) -> Result<Value, PlistError> {
+    measure(bytes, budget)?;
+    let parsed = if bytes.starts_with(BINARY_MAGIC) {
+        Value::from_reader(Cursor::new(bytes))
+    } else {
+        // Not `from_reader`: it falls back to the OpenStep text format, which
+        // `measure` does not measure and no backup uses.
+        Value::from_reader_xml(bytes)
+    };
+    parsed.map_err(|e| PlistError::Malformed(format!("not a plist: {e}")))
+}
+
+/// Checks plist bytes against `budget` without building anything: what
+/// [`parse`] does before it hands them to the `plist` crate. For bytes that
+/// another parser (idevice's) will read.
+pub fn measure(bytes: &[u8], budget: Budget) -> Result<(), PlistError> {
     if bytes.len() > budget.bytes {
         return Err(PlistError::TooLarge {
             len: bytes.len() as u64,
             limit: budget.bytes,
         });
     }
-    let parsed = if bytes.starts_with(BINARY_MAGIC) {
-        measure_binary(bytes, budget)?;
-        Value::from_reader(Cursor::new(bytes))
+    if bytes.starts_with(BINARY_MAGIC) {
+        measure_binary(bytes, budget)
     } else {
-        measure_xml(bytes, budget)?;
-        // Not `from_reader`: it falls back to the OpenStep text format, which
-        // `measure_xml` does not measure and no backup uses.
-        Value::from_reader_xml(bytes)
-    };
-    parsed.map_err(|e| PlistError::Malformed(format!("not a plist: {e}")))
+        measure_xml(bytes, budget)
+    }
 }
 
 /// Reads the regular file at `path` — a symlink is followed, but what it

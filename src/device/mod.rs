@@ -132,8 +132,7 @@ impl MuxAddress {
         &self,
         deadline: Duration,
     ) -> Result<(UsbmuxdConnection, GuardSwitch), DeviceError> {
-        let (guard, raw) =
-            guard::FrameGuard::new(self.connect(deadline).await?, guard::Framing::Mux);
+        let (guard, raw) = guard::MuxGuard::new(self.connect(deadline).await?);
         Ok((UsbmuxdConnection::new(Box::new(guard), 1), GuardSwitch(raw)))
     }
 }
@@ -141,14 +140,14 @@ impl MuxAddress {
 /// Marks a guarded socket as a raw pipe once usbmuxd connected it to a phone.
 struct GuardSwitch(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
-/// Puts a guard over a connection to a phone that checks each plist frame's
-/// length before idevice sizes a buffer from it. Call it on the plain
-/// connection (the guard steps aside when TLS starts) and again once TLS
-/// has started, to check the frames inside it.
+/// Puts a guard over a connection to a phone that hands idevice each plist
+/// frame only once its length and its plist are within bounds. Call it on
+/// the plain connection (the guard steps aside when TLS starts) and again
+/// once TLS has started, to check the frames inside it.
 fn guarded(idevice: Idevice) -> Result<Idevice, DeviceError> {
     let udid = idevice.udid().map(str::to_owned);
     let socket = idevice.get_socket().ok_or(DeviceError::Detached)?;
-    let (guard, _) = guard::FrameGuard::new(socket, guard::Framing::Plist);
+    let guard = guard::PlistGuard::new(socket);
     let mut idevice = Idevice::new(Box::new(guard), "unstuck");
     if let Some(udid) = udid {
         idevice.set_udid(udid);

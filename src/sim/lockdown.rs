@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use plist::{Dictionary, Value};
 
+use tokio::io::AsyncWriteExt;
+
 use super::conn::Conn;
 use super::{Link, Pairing, RequestFault, Shared, SimConfig, SimEvent, lock};
 use crate::wire;
@@ -58,6 +60,19 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                     RequestFault::Unplug => {
                         shared.detach();
                         return Ok(());
+                    }
+                    RequestFault::Bomb => {
+                        // A plist built to explode, as the answer.
+                        let bomb = super::billion_laughs();
+                        conn.write_all(&(bomb.len() as u32).to_be_bytes()).await?;
+                        conn.write_all(&bomb).await?;
+                        conn.flush().await?;
+                        continue;
+                    }
+                    RequestFault::HugeFrame => {
+                        conn.write_all(&u32::MAX.to_be_bytes()).await?;
+                        conn.flush().await?;
+                        continue;
                     }
                 }
             }

@@ -142,6 +142,10 @@ pub enum RequestFault {
     Hang,
     /// Detaches from usbmuxd, as if the cable came out.
     Unplug,
+    /// Answers with a billion-laughs binary plist.
+    Bomb,
+    /// Answers with a length that claims 4 GiB.
+    HugeFrame,
 }
 
 impl SimConfig {

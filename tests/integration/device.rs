@@ -174,6 +174,34 @@ async fn a_phone_that_stops_answering_hits_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// A phone that answers lockdownd with a plist built to explode, or a length
+/// that claims 4 GiB, before TLS (StartSession) and inside it (GetValue): an
+/// error, or that one value unknown, never an abort (which would end this
+/// test binary) or gigabytes reserved.
+#[tokio::test]
+async fn hostile_lockdown_answers_are_errors_not_crashes() {
+    for fault in [RequestFault::Bomb, RequestFault::HugeFrame] {
+        let mut c = config();
+        c.request_fault = Some(("StartSession".into(), fault));
+        let err = facts_error(c, Duration::from_secs(5)).await;
+        assert!(
+            matches!(err, DeviceError::Protocol(_)),
+            "{fault:?}: {err:?}"
+        );
+
+        let mut c = config();
+        c.request_fault = Some(("GetValue com.apple.disk_usage".into(), fault));
+        let sim = Sim::start(c).await.unwrap();
+        match device::facts(&addr(&sim), Some(UDID), Duration::from_secs(5)).await {
+            Ok(facts) => assert!(facts.storage.is_none(), "{fault:?}: {facts:?}"),
+            Err(err) => assert!(
+                matches!(err, DeviceError::Protocol(_)),
+                "{fault:?}: {err:?}"
+            ),
+        }
+    }
+}
+
 async fn next(rx: &mut mpsc::Receiver<DeviceEvent>) -> DeviceEvent {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
