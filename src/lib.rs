@@ -29,6 +29,8 @@
 //! - `wire`: usbmuxd and length-prefixed plist frames, with bounds.
 //! - `plist_budget`: every plist from disk or the wire, parsed within a
 //!   budget of bytes, values and nesting.
+//! - `regular_file`: opening what must be a regular file, never blocking on
+//!   a pipe or a device, optionally never following a link.
 //! - `humanize`: "2 days ago", "1.4 GB".
 //! - `logging`: the log file and `--verbose`.
 
@@ -45,6 +47,7 @@ pub mod monitor;
 pub mod notify;
 pub mod plist_budget;
 pub mod process;
+pub mod regular_file;
 pub mod signals;
 #[cfg(feature = "sim")]
 pub mod sim;

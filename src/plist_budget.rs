@@ -184,60 +184,35 @@ pub fn read_file(path: &Path, budget: Budget) -> Result<Value, ReadError> {
 /// The bound is enforced while reading, so a file that grows meanwhile (or
 /// lies about its length) cannot make Unstuck read more.
 pub fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
-    let io_error = |source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    // Checked before opening: opening a FIFO blocks until a writer comes.
-    let meta = fs::metadata(path).map_err(io_error)?;
-    check_regular(path, &meta)?;
-    let file = fs::File::open(path).map_err(io_error)?;
-    // And again on the open file, in case the path changed in between.
-    let meta = file.metadata().map_err(io_error)?;
-    check_regular(path, &meta)?;
+    let file =
+        crate::regular_file::open(path, crate::regular_file::Links::Follow).map_err(|source| {
+            match fs::metadata(path) {
+                Ok(meta) if !meta.is_file() => ReadError::NotAFile {
+                    path: path.to_path_buf(),
+                    what: crate::regular_file::describe(&meta.file_type()),
+                },
+                _ => ReadError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            }
+        })?;
+    let claimed = file.metadata().map_or(0, |m| m.len());
     let mut bytes = Vec::new();
     file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(io_error)?;
+        .map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if bytes.len() > limit {
         return Err(ReadError::TooLarge {
             path: path.to_path_buf(),
-            len: meta.len().max(bytes.len() as u64),
+            len: claimed.max(bytes.len() as u64),
             limit,
         });
     }
     Ok(bytes)
-}
-
-fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), ReadError> {
-    if meta.is_file() {
-        return Ok(());
-    }
-    Err(ReadError::NotAFile {
-        path: path.to_path_buf(),
-        what: file_kind(&meta.file_type()),
-    })
-}
-
-/// "a folder", "a device", ...: what a path that is not a regular file is.
-pub(crate) fn file_kind(kind: &fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        return "a folder";
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_char_device() || kind.is_block_device() {
-            return "a device";
-        }
-        if kind.is_fifo() {
-            return "a pipe";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    "something other than a file"
 }
 
 /// "512 bytes", "64 MiB", "64.1 MiB": a whole number of MiB when it is one,
@@ -1058,7 +1033,10 @@ pub(crate) mod tests {
                 // SAFETY: `c` is a valid NUL-terminated path.
                 assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
                 let err = read(&fifo).unwrap_err();
-                assert!(err.ends_with("is a pipe where a file should be"), "{err}");
+                assert!(
+                    err.ends_with("is a named pipe where a file should be"),
+                    "{err}"
+                );
             }
         }
 

@@ -224,15 +224,8 @@ pub async fn prepare(
                 .map(|t| Timestamp::now().duration_since(t)),
             stuck_after,
         };
-        let yes = match judge(&suspect, &scene) {
-            Verdict::NotOurs => continue,
-            Verdict::Stuck(question) => confirm.confirm(&question),
-            Verdict::Unsure(question) => confirm.confirm_unsure(&question),
-        };
-        if !yes {
-            return Err(RestartError::Declined);
-        }
-        // The identity asked about, checked again right before the signal.
+        // The identity asked about, read before the question (which can
+        // wait minutes) and checked again right before the signal.
         let (name, identity) = match &suspect {
             Suspect::Locked(Holder::Alive(identity)) => ("unstuck".to_owned(), identity.clone()),
             Suspect::Locked(Holder::Unknown(pid)) => match process::look(*pid) {
@@ -241,6 +234,14 @@ pub async fn prepare(
             },
             Suspect::Program { name, identity, .. } => (name.clone(), identity.clone()),
         };
+        let yes = match judge(&suspect, &scene) {
+            Verdict::NotOurs => continue,
+            Verdict::Stuck(question) => confirm.confirm(&question),
+            Verdict::Unsure(question) => confirm.confirm_unsure(&question),
+        };
+        if !yes {
+            return Err(RestartError::Declined);
+        }
         let pid = identity.pid;
         match process::stop(&identity, Duration::from_secs(5)).await {
             Stopped::Gone => {}

@@ -411,10 +411,21 @@ pub fn leftovers(items: &[Item]) -> Vec<Item> {
         .collect()
 }
 
-/// Moves the leftovers among `items` to the trash, and nothing else: the
-/// click on the button that named them is the yes. Returns the bytes freed
-/// and what could not be moved.
-pub fn move_leftovers(items: &[Item]) -> (u64, Vec<String>) {
+/// Moves the leftovers among `shown` to the trash, and nothing else: the
+/// click on the button that named them is the yes. `roots` are surveyed
+/// again first, and only what is still a leftover there now moves: the
+/// list was shown minutes ago, and a backup may have started since.
+/// Returns the bytes freed and what could not be moved.
+pub fn move_leftovers(shown: &[Item], roots: &[PathBuf]) -> (u64, Vec<String>) {
+    let now = survey(
+        roots,
+        Timestamp::now(),
+        SignedDuration::from_hours(24 * 365 * 10),
+    );
+    let still: Vec<Item> = leftovers(shown)
+        .into_iter()
+        .filter(|s| now.iter().any(|n| n.id == s.id && n.kind == s.kind))
+        .collect();
     /// The click answers the first question; no second one is answered.
     struct Clicked;
     impl Confirm for Clicked {
@@ -430,7 +441,7 @@ pub fn move_leftovers(items: &[Item]) -> (u64, Vec<String>) {
     }
     let mut freed = 0;
     let mut errors = Vec::new();
-    for item in leftovers(items) {
+    for item in still {
         match move_to_trash(&item, &mut Clicked) {
             Ok(bytes) => freed += bytes,
             Err(e) => errors.push(e.to_string()),
@@ -929,7 +940,7 @@ mod tests {
                 .all(|i| second_question(i, "Ann").is_none())
         );
         // The click never answers the second question.
-        let (freed, errors) = move_leftovers(std::slice::from_ref(folder));
+        let (freed, errors) = move_leftovers(std::slice::from_ref(folder), &[]);
         assert_eq!((freed, errors.len()), (0, 0));
     }
 
@@ -969,9 +980,9 @@ mod tests {
         broken.write(root.path()).unwrap();
         let copy = root.path().join(format!(".unstuck-snapshot-{ANN}"));
         std::fs::create_dir(&copy).unwrap();
-        let lock = root.path().join(format!(".unstuck-{ANN}.lock"));
-        let me = crate::process::me().unwrap();
-        std::fs::write(&lock, serde_json::to_string(&me).unwrap()).unwrap();
+        let held = crate::engine::BackupLock::acquire(root.path(), ANN)
+            .unwrap()
+            .unwrap();
         let kinds = |items: &[Item]| -> Vec<ItemKind> { items.iter().map(|i| i.kind).collect() };
 
         let items = survey(
@@ -989,12 +1000,12 @@ mod tests {
             "{items:?}"
         );
 
-        // A lock whose process started at another time is stale.
-        let other = crate::process::Identity {
-            start: me.start + 1,
-            ..me
-        };
-        std::fs::write(&lock, serde_json::to_string(&other).unwrap()).unwrap();
+        // A lock file no one holds (its run was killed) is stale, whoever it
+        // names.
+        drop(held);
+        let me = crate::process::me().unwrap();
+        let lock = root.path().join(format!(".unstuck-{ANN}.lock"));
+        std::fs::write(&lock, serde_json::to_string(&me).unwrap()).unwrap();
         let items = survey(
             &[root.path().to_path_buf()],
             t,

@@ -102,12 +102,14 @@ pub(crate) fn guard(conn: &mut Connection) -> Result<(), ManifestDbError> {
             calls > MAX_STEPS / STEP_INTERVAL as u64
         }),
     )?;
-    let kind: Option<(String, Option<String>)> = conn
+    // SQLite's own word for what `Files` is (table, view, virtual, shadow),
+    // not a guess from the text that made it.
+    let kind: Option<String> = conn
         .query_row(
-            "SELECT type, sql FROM sqlite_master \
-             WHERE name = 'Files' COLLATE NOCASE AND type IN ('table', 'view')",
+            "SELECT type FROM pragma_table_list \
+             WHERE schema = 'main' AND name = 'Files' COLLATE NOCASE",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| row.get(0),
         )
         .map(Some)
         .or_else(|e| match e {
@@ -115,16 +117,10 @@ pub(crate) fn guard(conn: &mut Connection) -> Result<(), ManifestDbError> {
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })?;
-    match kind {
-        Some((kind, _)) if kind == "view" => Err(ManifestDbError::FilesNotATable("a view")),
-        Some((_, Some(sql)))
-            if sql
-                .trim_start()
-                .get(..20)
-                .is_some_and(|start| start.eq_ignore_ascii_case("CREATE VIRTUAL TABLE")) =>
-        {
-            Err(ManifestDbError::FilesNotATable("a virtual table"))
-        }
+    match kind.as_deref() {
+        Some("view") => Err(ManifestDbError::FilesNotATable("a view")),
+        Some("virtual") => Err(ManifestDbError::FilesNotATable("a virtual table")),
+        Some("shadow") => Err(ManifestDbError::FilesNotATable("a virtual table's storage")),
         _ => Ok(()),
     }
 }

@@ -255,8 +255,15 @@ pub fn read_backup(folder: &Path, options: ReadOptions, cache: &mut MeasureCache
 /// backup in `folder` while it writes: beside it, hidden, so that readers
 /// pass it over.
 pub fn stopped_run_copy(folder: &Path) -> PathBuf {
+    unstuck_sibling(folder, "snapshot")
+}
+
+/// `.unstuck-<what>-<folder name>` beside `folder`: the hidden names an
+/// Unstuck backup uses for its copies (`snapshot`, and while they are made
+/// or removed `linking`, `discarded`, `failed`).
+pub fn unstuck_sibling(folder: &Path, what: &str) -> PathBuf {
     folder.with_file_name(format!(
-        ".unstuck-snapshot-{}",
+        ".unstuck-{what}-{}",
         folder
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -500,7 +507,7 @@ fn file_len(path: &Path) -> Result<Option<u64>, String> {
         Ok(meta) => Err(format!(
             "{} is {} where a file should be",
             path.display(),
-            plist_budget::file_kind(&meta.file_type())
+            crate::regular_file::describe(&meta.file_type())
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_why(path, &e)),

@@ -2,7 +2,8 @@
 //! it during a backup. Every path the phone names is checked here before
 //! anything is read, written, moved or removed: it must lie strictly inside
 //! this folder, name no `..`, root, drive or device, and pass through no
-//! symbolic link. Files are never written in place: each goes to
+//! symbolic link below it (the folder itself, or the backup root, may be a
+//! link the user made to another disk). Files are never written in place: each goes to
 //! `<name>.unstuck-part` and is renamed over `<name>` only when it is
 //! complete, so the hard-link snapshot of the last complete backup keeps its
 //! bytes and a short write leaves the old file as it was.
@@ -74,15 +75,24 @@ impl Use {
 fn reserved_on_windows(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or(name).trim_end();
     let upper = stem.to_ascii_uppercase();
-    matches!(
+    if matches!(
         upper.as_str(),
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
-    ) || ((upper.starts_with("COM") || upper.starts_with("LPT"))
-        && upper.len() == 4
-        && upper.as_bytes()[3].is_ascii_digit()
-        && upper.as_bytes()[3] != b'0')
+    ) {
+        return true;
+    }
+    // COM1–COM9 and LPT1–LPT9, and with the superscript digits ¹ ² ³.
+    let Some(n) = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+    else {
+        return false;
+    };
+    matches!(
+        n,
+        "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+    )
 }
-
 /// The components below the phone's folder that `wire` names, or why it is
 /// refused. Pure: no file is looked at.
 pub(crate) fn components<'a>(
@@ -212,23 +222,9 @@ impl PhoneFolder {
     }
 
     /// Opens a file the phone asked for; a link or anything but a regular
-    /// file is not followed.
+    /// file (a pipe would block) is not opened.
     pub(crate) fn open(&self, path: &Path) -> io::Result<fs::File> {
-        let mut options = fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.custom_flags(libc::O_NOFOLLOW);
-        }
-        let file = options.open(path)?;
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
-        Ok(file)
+        crate::regular_file::open(path, crate::regular_file::Links::Refuse)
     }
 
     /// Starts writing `path`: the bytes go to `<path>.unstuck-part` until
@@ -256,11 +252,12 @@ impl PhoneFolder {
     /// Removes a file, link or folder (with what it holds), never following
     /// a link. A path that does not exist is not an error.
     pub(crate) fn remove(&mut self, path: &Path) -> io::Result<()> {
+        // Forget every folder known to be real: on a file system that
+        // ignores case, another spelling of a removed folder would stay
+        // "known" and a link put in its place would not be looked at.
+        self.checked.clear();
         match fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => {
-                self.checked.retain(|d| !d.starts_with(path));
-                fs::remove_dir_all(path)
-            }
+            Ok(m) if m.is_dir() => fs::remove_dir_all(path),
             Ok(_) => fs::remove_file(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -272,13 +269,21 @@ impl PhoneFolder {
         if let Some(parent) = to.parent() {
             self.make_folders(parent)?;
         }
-        self.checked.retain(|d| !d.starts_with(from));
+        // As for a removal: nothing known about the folders stays true.
+        self.checked.clear();
         fs::rename(from, to)
     }
 
     /// Copies a file or a folder: every file through a part file renamed into
     /// place, links inside a copied folder left out.
     pub(crate) fn copy(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if to.starts_with(from) {
+            // A folder into itself would copy without end.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a folder cannot be copied into itself",
+            ));
+        }
         let meta = fs::symlink_metadata(from)?;
         if meta.is_dir() {
             self.make_folders(to)?;
@@ -397,6 +402,7 @@ mod tests {
             (format!("{UDID}/CON"), Use::Write),
             (format!("{UDID}/ab/nul.txt"), Use::Write),
             (format!("{UDID}/com1"), Use::Write),
+            (format!("{UDID}/LPT².log"), Use::Write),
             (format!("{UDID}/x."), Use::Write),
             (format!("{UDID}/x\0y"), Use::Write),
             (UDID.to_owned(), Use::Remove),
@@ -482,6 +488,37 @@ mod tests {
             .resolve(&format!("{UDID}/2e/0000"), Use::Write)
             .unwrap();
         assert_eq!(path, dir.path().join(UDID).join("2e").join("0000"));
+    }
+
+    /// A folder the check once found real may be removed and a link put in
+    /// its place (on a file system that ignores case, under another
+    /// spelling): it is looked at again.
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_replaced_by_a_link_is_looked_at_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let mut folder = PhoneFolder::new(dir.path(), UDID);
+        let ab = folder.root().join("ab");
+        fs::create_dir_all(&ab).unwrap();
+        folder.resolve(&format!("{UDID}/ab/x"), Use::Write).unwrap();
+        let path = folder.resolve(&format!("{UDID}/ab"), Use::Remove).unwrap();
+        folder.remove(&path).unwrap();
+        std::os::unix::fs::symlink(&outside, &ab).unwrap();
+        assert!(folder.resolve(&format!("{UDID}/ab/x"), Use::Write).is_err());
+    }
+
+    #[test]
+    fn a_folder_is_never_copied_into_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut folder = PhoneFolder::new(dir.path(), UDID);
+        fs::create_dir_all(folder.root().join("a")).unwrap();
+        fs::write(folder.root().join("a/f"), b"x").unwrap();
+        let from = folder.resolve(&format!("{UDID}/a"), Use::CopyFrom).unwrap();
+        let to = folder.resolve(&format!("{UDID}/a/b"), Use::CopyTo).unwrap();
+        assert!(folder.copy(&from, &to).is_err());
+        assert!(!to.exists());
     }
 
     #[test]

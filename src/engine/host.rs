@@ -98,11 +98,21 @@ fn parse_lock(text: &str) -> Option<Recorded> {
     text.trim().parse::<u32>().ok().map(Recorded::PidOnly)
 }
 
-/// Who holds the lock at `path` now. A lock that cannot be read, or names
-/// a process that is gone or whose PID another process has since, is held
-/// by nobody.
+/// Who holds the lock at `path` now: nobody when the file is missing or
+/// the system's lock on it is free (its holder ended, however it ended).
+/// The record inside names the holder, judged against the process that has
+/// its PID now.
 fn holder_of(path: &Path) -> Option<Holder> {
-    let record = parse_lock(&fs::read_to_string(path).ok()?)?;
+    let file = crate::regular_file::open(path, crate::regular_file::Links::Refuse).ok()?;
+    match file.try_lock_shared() {
+        // Free: whoever wrote it is gone.
+        Ok(()) => return None,
+        Err(fs::TryLockError::WouldBlock) => {}
+        Err(fs::TryLockError::Error(_)) => {}
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(&file, 4096), &mut text).ok()?;
+    let record = parse_lock(&text)?;
     let pid = match &record {
         Recorded::Known(identity) => identity.pid,
         Recorded::PidOnly(pid) => *pid,
@@ -110,65 +120,96 @@ fn holder_of(path: &Path) -> Option<Holder> {
     process::judge(&record, process::look(pid).as_ref())
 }
 
-/// Held while Unstuck backs up one phone into one destination; a second
-/// run is refused while the first is alive. Removed on drop.
+/// Held while Unstuck backs up one phone into one destination: the
+/// system's exclusive lock on `.unstuck-<UDID>.lock`, which ends with the
+/// process however it ends (so no lock is ever stale), and inside it the
+/// holder's identity for whoever must name or stop it. A second run, in
+/// this process or another, is refused while it is held. The file is
+/// removed on drop.
 #[derive(Debug)]
 pub struct BackupLock {
     path: PathBuf,
+    /// Holds the system's lock until dropped.
+    _file: fs::File,
 }
 
 impl BackupLock {
-    /// Takes the lock, or says which process holds it. A stale lock (see
-    /// [`process::judge`]) is taken over; one of an older Unstuck whose PID
-    /// is alive is respected, since nothing tells whose it is.
+    /// Takes the lock, or says which process holds it (0 when its record
+    /// cannot be read).
     pub fn acquire(dest: &Path, udid: &str) -> io::Result<Result<BackupLock, u32>> {
         let path = lock_path(dest, udid);
-        let me = process::me().unwrap_or(Identity {
-            pid: std::process::id(),
-            start: 0,
-            exe: None,
-        });
-        let text = serde_json::to_string(&me).map_err(io::Error::other)?;
-        for _ in 0..2 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
+        for _ in 0..3 {
+            let mut options = fs::OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(false);
+            #[cfg(unix)]
             {
-                Ok(mut file) => {
-                    io::Write::write_all(&mut file, text.as_bytes())?;
-                    return Ok(Ok(BackupLock { path }));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match holder_of(&path) {
-                    Some(holder) if holder.pid() != me.pid => return Ok(Err(holder.pid())),
-                    _ => fs::remove_file(&path)?,
-                },
-                Err(e) => return Err(e),
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
             }
+            let mut file = options.open(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Ok(Err(holder_of(&path).map_or(0, |h| h.pid())));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+            // The previous holder may have removed the file between our
+            // open and our lock: then this lock is on a file no one else
+            // can find, and the path is tried again.
+            if !same_file(&file, &path) {
+                continue;
+            }
+            let me = process::me().unwrap_or(Identity {
+                pid: std::process::id(),
+                start: 0,
+                exe: None,
+            });
+            let text = serde_json::to_string(&me).map_err(io::Error::other)?;
+            file.set_len(0)?;
+            io::Write::write_all(&mut file, text.as_bytes())?;
+            return Ok(Ok(BackupLock { path, _file: file }));
         }
-        Err(io::Error::other("the backup lock keeps reappearing"))
+        Err(io::Error::other("the backup lock keeps being replaced"))
+    }
+}
+
+/// Whether the open `file` is still the one at `path`.
+fn same_file(file: &fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows does not let a file that is open without delete sharing be
+        // removed, so the path still names it.
+        let _ = (file, path);
+        true
     }
 }
 
 /// The process holding the lock for `udid` in `dest` (this one, too):
-/// `None` when there is no lock or it is stale.
+/// `None` when there is no lock or no one holds it.
 pub fn lock_holder(dest: &Path, udid: &str) -> Option<Holder> {
     holder_of(&lock_path(dest, udid))
 }
 
 impl Drop for BackupLock {
     fn drop(&mut self) {
+        // Removed while still locked, so no one can lock the old file after
+        // it is gone; the system's lock ends with `_file`.
         let _ = fs::remove_file(&self.path);
     }
 }
 
-/// Writes `<folder>/Info.plist` from the phone's facts, as iTunes and
-/// idevicebackup2 do before a backup, through a temporary file and a rename.
-pub fn write_info_plist(
-    folder: &Path,
-    facts: &DeviceFacts,
-    now: jiff::Timestamp,
-) -> io::Result<()> {
+/// The Info.plist a backup folder starts with, from the phone's facts, as
+/// iTunes and idevicebackup2 write it before a backup.
+pub fn info_plist(facts: &DeviceFacts, now: jiff::Timestamp) -> Value {
     let mut d = Dictionary::new();
     let mut text = |k: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -189,12 +230,7 @@ pub fn write_info_plist(
         "Unique Identifier".into(),
         facts.udid.to_ascii_uppercase().into(),
     );
-    fs::create_dir_all(folder)?;
-    let part = folder.join("Info.plist.unstuck-part");
     Value::Dictionary(d)
-        .to_file_xml(&part)
-        .map_err(io::Error::other)?;
-    fs::rename(&part, folder.join("Info.plist"))
 }
 
 /// A stable 32-hex-digit GUID for this phone (iTunes writes one per host).

@@ -30,6 +30,21 @@ const CHUNK: usize = 256 * 1024;
 /// The phone's "no such file" (errno 2 as DeviceLink numbers it).
 const DEVICE_ENOENT: i64 = -6;
 const EMPTY: &str = "___EmptyParameterString___";
+/// The DeviceLink messages the conversation serves.
+const SERVED: [&str; 12] = [
+    "DLMessageDownloadFiles",
+    "DLMessageUploadFiles",
+    "DLMessageGetFreeDiskSpace",
+    "DLContentsOfDirectory",
+    "DLMessageCreateDirectory",
+    "DLMessageMoveFiles",
+    "DLMessageMoveItems",
+    "DLMessageRemoveFiles",
+    "DLMessageRemoveItems",
+    "DLMessageCopyItem",
+    "DLMessageProcessMessage",
+    "DLMessageDisconnect",
+];
 
 /// What the conversation saw, read by the watchdog and the progress display.
 #[derive(Debug, Clone)]
@@ -193,7 +208,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     ) -> Result<Option<Dictionary>, LinkError> {
         loop {
             let (tag, message) = self.receive().await?;
-            touch(observed, Phase::WaitingForPhone, 0);
+            // A message Unstuck serves is progress; one it does not is not,
+            // so a phone that repeats nonsense still reads as stalled.
+            if SERVED.contains(&tag.as_str()) {
+                touch(observed, Phase::WaitingForPhone, 0);
+            }
             let percent = match tag.as_str() {
                 "DLMessageUploadFiles" => message.get(2),
                 "DLMessageDownloadFiles"

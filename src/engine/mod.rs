@@ -262,8 +262,7 @@ pub async fn backup_until(
         protected: run.snapshot.is_some(),
     });
     let work = async {
-        host::write_info_plist(&folder, &run.facts, jiff::Timestamp::now())
-            .map_err(io_at(&folder))?;
+        write_info_plist(&options.dest, &run.facts).map_err(io_at(&folder))?;
         let passcode = watchdog::asks_for_passcode(run.facts.ios_version.as_deref());
         attempts(addr, &udid, options, passcode, events).await
     };
@@ -387,6 +386,20 @@ async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared,
         folder,
         facts,
     })
+}
+
+/// Writes the folder's Info.plist the way every file of a backup is written:
+/// through the phone's folder, to a part file renamed into place.
+fn write_info_plist(dest: &Path, facts: &device::DeviceFacts) -> std::io::Result<()> {
+    let mut folder = PhoneFolder::new(dest, &facts.udid);
+    let path = folder
+        .resolve(&format!("{}/Info.plist", facts.udid), folder::Use::Write)
+        .map_err(|r| std::io::Error::new(std::io::ErrorKind::InvalidInput, r.to_string()))?;
+    let mut part = folder.create(&path)?;
+    host::info_plist(facts, jiff::Timestamp::now())
+        .to_writer_xml(&mut part)
+        .map_err(std::io::Error::other)?;
+    part.commit()
 }
 
 /// Free space for backups under `path`.

@@ -51,24 +51,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Links every file of `folder` into the snapshot. A snapshot left by a
-    /// run that was killed is the last complete state: it is restored first.
+    /// Links every file of `folder` into the snapshot. The copy is built
+    /// under another name and renamed when whole, so a copy under the
+    /// snapshot's name is always complete. The caller has run [`recover`].
     pub fn take(folder: &Path) -> io::Result<Snapshot> {
         let held = Held::new();
         let copy = snapshot_path(folder);
-        if copy.exists() {
-            tracing::warn!(path = %copy.display(), "restoring the snapshot a killed run left");
-            Snapshot {
-                folder: folder.to_path_buf(),
-                copy: copy.clone(),
-                armed: true,
-                _held: Held::new(),
-            }
-            .restore()?;
-        }
-        link_tree(folder, &copy).inspect_err(|_| {
-            let _ = fs::remove_dir_all(&copy);
-        })?;
+        let linking = beside(folder, "linking");
+        let _ = fs::remove_dir_all(&linking);
+        link_tree(folder, &linking)
+            .and_then(|()| fs::rename(&linking, &copy))
+            .inspect_err(|_| {
+                let _ = fs::remove_dir_all(&linking);
+            })?;
         Ok(Snapshot {
             folder: folder.to_path_buf(),
             copy,
@@ -77,10 +72,15 @@ impl Snapshot {
         })
     }
 
-    /// The run finished: the snapshot is no longer needed.
+    /// The run finished: the snapshot is no longer needed. It is renamed
+    /// away first, so a removal cut short never leaves a part of it under
+    /// the snapshot's name (which the next run would put back).
     pub fn discard(mut self) -> io::Result<()> {
         self.armed = false;
-        fs::remove_dir_all(&self.copy)
+        let gone = beside(&self.folder, "discarded");
+        let _ = fs::remove_dir_all(&gone);
+        fs::rename(&self.copy, &gone)?;
+        fs::remove_dir_all(&gone)
     }
 
     /// The run did not finish: put the last complete state back. The run's
@@ -102,15 +102,9 @@ impl Snapshot {
                 ),
             ));
         }
-        let aside = self.folder.with_file_name(format!(
-            ".unstuck-failed-{}",
-            self.folder
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
+        let aside = beside(&self.folder, "failed");
         let _ = fs::remove_dir_all(&aside);
-        if self.folder.exists() {
+        if fs::symlink_metadata(&self.folder).is_ok() {
             fs::rename(&self.folder, &aside)?;
         }
         fs::rename(&self.copy, &self.folder)?;
@@ -119,21 +113,41 @@ impl Snapshot {
     }
 }
 
-/// Puts back the snapshot a killed run left beside `folder`, if any. The
-/// caller holds the backup lock, so no live run owns it.
+/// What a killed run left beside `folder` is dealt with before a new run:
+/// a copy being built or being removed goes (it holds only links), and the
+/// copy of the last complete backup is put back, unless the folder has
+/// since become a newer complete backup (another program finished one),
+/// which is kept. The caller holds the backup lock, so no live run owns any
+/// of it. `Ok(true)` when the copy was put back.
 pub fn recover(folder: &Path) -> io::Result<bool> {
+    for what in ["linking", "discarded", "failed"] {
+        let _ = fs::remove_dir_all(beside(folder, what));
+    }
     let copy = snapshot_path(folder);
     if !fs::symlink_metadata(&copy).is_ok_and(|m| m.is_dir()) {
         return Ok(false);
     }
-    tracing::warn!(path = %copy.display(), "putting back the last complete backup a stopped run left");
-    Snapshot {
+    let stale = Snapshot {
         folder: folder.to_path_buf(),
-        copy,
-        armed: true,
+        copy: copy.clone(),
+        armed: false,
         _held: Held::new(),
+    };
+    let finished = |dir: &Path| {
+        crate::backup_folder::plists::read_status(&dir.join("Status.plist"))
+            .ok()
+            .filter(|s| s.snapshot_state == Some(crate::backup_folder::SnapshotState::Finished))
+            .and_then(|s| s.date)
+    };
+    if let (Some(now), Some(kept)) = (finished(folder), finished(&copy))
+        && now > kept
+    {
+        tracing::warn!(path = %copy.display(), "the folder holds a newer complete backup than the copy a stopped run kept; the copy goes");
+        stale.discard()?;
+        return Ok(false);
     }
-    .restore()?;
+    tracing::warn!(path = %copy.display(), "putting back the last complete backup a stopped run left");
+    stale.restore()?;
     Ok(true)
 }
 
@@ -174,6 +188,30 @@ pub fn snapshot_path(folder: &Path) -> PathBuf {
     crate::backup_folder::stopped_run_copy(folder)
 }
 
+/// `.unstuck-<what>-<folder name>` beside `folder`.
+fn beside(folder: &Path, what: &str) -> PathBuf {
+    crate::backup_folder::unstuck_sibling(folder, what)
+}
+
+/// A hard link where the file system has them; a copy where it has none
+/// (exFAT and FAT, common on external disks): slower and it takes space,
+/// but the last complete backup is still kept safe.
+fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        // Linux's exFAT and FAT drivers answer EPERM, others ENOTSUP.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            fs::copy(from, to).map(drop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir(to)?;
     for entry in fs::read_dir(from)? {
@@ -183,7 +221,7 @@ fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
         if kind.is_dir() {
             link_tree(&entry.path(), &target)?;
         } else if kind.is_file() {
-            fs::hard_link(entry.path(), &target)?;
+            link_or_copy(&entry.path(), &target)?;
         } else if kind.is_symlink() {
             // Kept as the link it is (never followed), so a restore puts
             // back exactly what was there.
@@ -241,17 +279,67 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_left_by_a_killed_run_is_restored_first() {
+    fn a_snapshot_left_by_a_killed_run_is_put_back_first() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("backup");
         fs::create_dir(&folder).unwrap();
         fs::write(folder.join("file"), b"good").unwrap();
-        let snap = Snapshot::take(&folder).unwrap();
-        std::mem::forget(snap);
+        let mut snap = Snapshot::take(&folder).unwrap();
+        // A killed run: the snapshot is neither discarded nor restored.
+        snap.armed = false;
+        drop(snap);
         fs::write(folder.join("file.tmp"), b"half").unwrap();
         fs::rename(folder.join("file.tmp"), folder.join("file")).unwrap();
-        let again = Snapshot::take(&folder).unwrap();
+        assert!(recover(&folder).unwrap());
         assert_eq!(fs::read(folder.join("file")).unwrap(), b"good");
-        again.discard().unwrap();
+        assert!(!snapshot_path(&folder).exists());
+        assert!(!recover(&folder).unwrap());
+    }
+
+    fn status(folder: &Path, date: &str) {
+        let mut d = plist::Dictionary::new();
+        d.insert("SnapshotState".into(), "finished".into());
+        d.insert(
+            "Date".into(),
+            plist::Value::Date(plist::Date::from_xml_format(date).unwrap()),
+        );
+        plist::Value::Dictionary(d)
+            .to_file_xml(folder.join("Status.plist"))
+            .unwrap();
+    }
+
+    /// A copy cut short while it was linked, or while it was removed, is
+    /// never put back over the folder.
+    #[test]
+    fn a_copy_cut_short_is_never_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("backup");
+        fs::create_dir(&folder).unwrap();
+        fs::write(folder.join("file"), b"whole").unwrap();
+        for what in ["linking", "discarded"] {
+            let cut = beside(&folder, what);
+            fs::create_dir(&cut).unwrap();
+            assert!(!recover(&folder).unwrap());
+            assert!(!cut.exists());
+            assert_eq!(fs::read(folder.join("file")).unwrap(), b"whole");
+        }
+    }
+
+    /// Another program finished a newer backup after a run was killed: the
+    /// newer one stays and the stale copy goes.
+    #[test]
+    fn a_newer_complete_backup_is_kept_over_a_stale_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("backup");
+        let copy = snapshot_path(&folder);
+        fs::create_dir(&folder).unwrap();
+        fs::create_dir(&copy).unwrap();
+        status(&copy, "2026-11-01T10:00:00Z");
+        fs::write(copy.join("file"), b"older").unwrap();
+        status(&folder, "2026-11-02T10:00:00Z");
+        fs::write(folder.join("file"), b"newer").unwrap();
+        assert!(!recover(&folder).unwrap());
+        assert_eq!(fs::read(folder.join("file")).unwrap(), b"newer");
+        assert!(!copy.exists());
     }
 }

@@ -670,7 +670,7 @@ async fn storage_cleanup(
     if shown.answer(ASK_WAIT).await.as_deref() != Some(messages::TRASH_LEFTOVERS) {
         return;
     }
-    let moved = tokio::task::spawn_blocking(move || storage::move_leftovers(&items)).await;
+    let moved = tokio::task::spawn_blocking(move || storage::move_leftovers(&items, &roots)).await;
     let message = match moved {
         Ok((freed, errors)) if errors.is_empty() => Message::new(
             "Moved to the trash",

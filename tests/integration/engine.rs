@@ -370,34 +370,30 @@ async fn leftovers_that_make_the_phone_fail_are_refused() {
 async fn a_second_backup_of_the_same_phone_is_refused() {
     let sim = Sim::start(config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // A lock held by a live process (this one's parent stands in: it is
-    // alive and is not this process).
-    let parent = std::os::unix::process::parent_id();
-    std::fs::write(
-        dir.path().join(format!(".unstuck-{UDID}.lock")),
-        parent.to_string(),
-    )
-    .unwrap();
+    // A lock held by a running backup (here, this process holds it).
+    let held = engine::BackupLock::acquire(dir.path(), UDID)
+        .unwrap()
+        .unwrap();
     let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
-    assert!(matches!(result.unwrap_err(), EngineError::Busy { pid } if pid == parent));
-    // The same with the lock this version writes: PID, start time, program.
-    let mut holder = unstuck::process::look(parent).unwrap();
+    let me = std::process::id();
+    assert!(matches!(result.unwrap_err(), EngineError::Busy { pid } if pid == me));
+    drop(held);
+    // A lock file that no one holds was left by a run that was killed,
+    // whatever it names (an old lock's bare PID of a live process, this
+    // version's record of a live process, a process that is gone): taken
+    // over.
     let lock = dir.path().join(format!(".unstuck-{UDID}.lock"));
-    std::fs::write(&lock, serde_json::to_string(&holder).unwrap()).unwrap();
-    let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
-    assert!(matches!(result.unwrap_err(), EngineError::Busy { pid } if pid == parent));
-    // A lock whose PID now belongs to a process that started at another
-    // time is stale: taken over.
-    holder.start += 1;
-    std::fs::write(&lock, serde_json::to_string(&holder).unwrap()).unwrap();
-    run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
-    // A lock whose process is gone is taken over.
-    std::fs::write(
-        dir.path().join(format!(".unstuck-{UDID}.lock")),
-        "999999999",
-    )
-    .unwrap();
-    run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
+    let parent = std::os::unix::process::parent_id();
+    let live = unstuck::process::look(parent).unwrap();
+    for text in [
+        parent.to_string(),
+        serde_json::to_string(&live).unwrap(),
+        "999999999".to_owned(),
+    ] {
+        std::fs::write(&lock, text).unwrap();
+        run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
+        assert!(!lock.exists());
+    }
 }
 
 /// A real idevicebackup2 process backing up the same phone (held at the

@@ -112,11 +112,23 @@ async fn a_link_inside_the_folder_is_not_followed() {
     let how = Hostile::WriteThroughLink;
     let (err, scene) = attack(how, |folder| {
         let outside = folder.parent().unwrap().parent().unwrap().join("outside");
-        std::os::unix::fs::symlink(outside, folder.join("zz")).unwrap();
+        fs::write(outside.join("secret"), b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, folder.join("zz")).unwrap();
+        // A part file that is a link: the engine's own writes (Info.plist)
+        // replace it, never write through it.
+        std::os::unix::fs::symlink(
+            outside.join("secret"),
+            folder.join("Info.plist.unstuck-part"),
+        )
+        .unwrap();
     })
     .await;
     assert_refused(&err, how);
     assert!(!scene.dir.path().join("outside/escaped").exists());
+    assert_eq!(
+        fs::read(scene.dir.path().join("outside/secret")).unwrap(),
+        b"keep"
+    );
 }
 
 /// CopyItem is a legal request, but it must not write into the file that
