@@ -388,6 +388,37 @@ async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared,
     })
 }
 
+/// Puts back, in every backup folder of `root`, the last complete backup
+/// that an Unstuck backup killed mid-run left beside it, unless a run holds
+/// that phone's lock now. Returns the folders put back, and the ones that
+/// could not be, with why.
+pub fn recover_stopped_runs(root: &Path) -> Vec<(PathBuf, Result<(), String>)> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(udid) = name.strip_prefix(".unstuck-snapshot-") else {
+            continue;
+        };
+        if !device::valid_udid(udid) {
+            continue;
+        }
+        let folder = root.join(udid);
+        // Holding the lock proves no run of this phone is writing here.
+        let Ok(Ok(_lock)) = BackupLock::acquire(root, udid) else {
+            continue;
+        };
+        match snapshot::recover(&folder) {
+            Ok(true) => out.push((folder, Ok(()))),
+            Ok(false) => {}
+            Err(e) => out.push((folder, Err(e.to_string()))),
+        }
+    }
+    out
+}
+
 /// Writes the folder's Info.plist the way every file of a backup is written:
 /// through the phone's folder, to a part file renamed into place.
 fn write_info_plist(dest: &Path, facts: &device::DeviceFacts) -> std::io::Result<()> {

@@ -113,6 +113,41 @@ pub async fn run(
             ),
         },
     };
+    // A backup killed mid-run (a crash, a power cut) left the last complete
+    // one beside its folder: put back before anything else.
+    let roots = c.setup.shell.roots.clone();
+    let notifier = c.notifier.clone();
+    tokio::spawn(async move {
+        let Ok(recovered) = tokio::task::spawn_blocking(move || {
+            roots
+                .iter()
+                .flat_map(|r| engine::recover_stopped_runs(r))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            return;
+        };
+        for (folder, result) in recovered {
+            let message = match result {
+                Ok(()) => Message::new(
+                    "Last complete backup put back",
+                    format!(
+                        "A backup that was stopped before it could finish had kept the last complete backup aside; it is back in {}.",
+                        folder.display()
+                    ),
+                ),
+                Err(why) => Message::new(
+                    "The last complete backup is kept aside",
+                    format!(
+                        "It could not be put back in {} ({why}); `unstuck backup` tries again before it starts.",
+                        folder.display()
+                    ),
+                ),
+            };
+            let _ = notifier.post(&message).await;
+        }
+    });
     if let Some(demo) = &c.setup.demo {
         let options = demo.first_backup.clone();
         c.start_backup(options, "backing up the demo iPhone".into());

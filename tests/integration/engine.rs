@@ -673,3 +673,38 @@ async fn a_phone_short_of_space_is_refused_before_the_transfer() {
     assert_eq!(err.exit_code(), 3);
     assert!(!dir.path().join(UDID).exists());
 }
+
+/// What the tray does first when it starts: the copy a killed run left is
+/// put back, unless a run of that phone holds the lock now.
+#[tokio::test]
+async fn a_stopped_runs_copy_is_put_back_unless_a_run_holds_the_lock() {
+    let sim = Sim::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    run(&sim, &options(dir.path()), |_, _| {}).await.0.unwrap();
+    let folder = dir.path().join(UDID);
+    let before = util::snapshot_tree(&folder);
+    // A run killed after it took its snapshot and wrote into the folder.
+    std::mem::forget(engine::snapshot::Snapshot::take(&folder).unwrap());
+    std::fs::write(folder.join("Status.plist.new"), b"half").unwrap();
+    std::fs::rename(folder.join("Status.plist.new"), folder.join("Status.plist")).unwrap();
+
+    let held = engine::BackupLock::acquire(dir.path(), UDID)
+        .unwrap()
+        .unwrap();
+    assert!(engine::recover_stopped_runs(dir.path()).is_empty());
+    drop(held);
+
+    let recovered = engine::recover_stopped_runs(dir.path());
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert!(recovered[0].1.is_ok(), "{recovered:?}");
+    let after = util::snapshot_tree(&folder);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, was) in &before {
+        assert!(was.3 == after[path].3, "{} changed", path.display());
+    }
+    assert!(!engine::snapshot::snapshot_path(&folder).exists());
+    assert!(!dir.path().join(format!(".unstuck-{UDID}.lock")).exists());
+}
