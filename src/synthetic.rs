@@ -331,8 +331,12 @@ pub(crate) fn mbfile_blob(relative_path: &str, size: u64, inode: u64, modified: 
     out
 }
 
+/// A plist `<date>` of whole seconds: Python's plistlib (iOSbackup,
+/// pyiosbackup, pymobiledevice3, mvt) rejects fractions of a second, and
+/// CoreFoundation expects the `Z` right after the seconds.
 pub(crate) fn plist_date(t: Timestamp) -> Value {
-    let time = std::time::SystemTime::try_from(t).unwrap_or(std::time::UNIX_EPOCH);
+    let whole = Timestamp::from_second(t.as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
+    let time = std::time::SystemTime::try_from(whole).unwrap_or(std::time::UNIX_EPOCH);
     Value::Date(time.into())
 }
 

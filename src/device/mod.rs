@@ -396,7 +396,9 @@ pub async fn mobilebackup2(
     within(
         deadline,
         "the mobilebackup2 handshake",
-        MobileBackup2Client::from_stream(guarded(idevice)?),
+        // Not guarded: the DeviceLink stream carries file data between its
+        // plists. The engine reads it itself, with its bounds (engine::link).
+        MobileBackup2Client::from_stream(idevice),
     )
     .await
 }

@@ -263,10 +263,12 @@ fn domain_values(shared: &Shared, c: &SimConfig, domain: &str) -> Option<Diction
             put("WillEncrypt", c.will_encrypt.into());
             put("CloudBackupEnabled", c.cloud_backup.into());
             put("RequiresEncrypt", false.into());
-            let last = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
-            put("LastiTunesBackupDate", Value::Date(last.into()));
+            let last = crate::synthetic::plist_date(
+                jiff::Timestamp::now() - jiff::SignedDuration::from_hours(3 * 24),
+            );
+            put("LastiTunesBackupDate", last.clone());
             if c.cloud_backup {
-                put("LastCloudBackupDate", Value::Date(last.into()));
+                put("LastCloudBackupDate", last);
             }
         }
         "com.apple.mobile.wireless_lockdown" => {

@@ -96,6 +96,18 @@ async fn full_then_incremental() {
     for n in [0, 17, 39] {
         assert!(content_of(&folder, n) == unstuck::synthetic::file_content(7, n as u64, 3000));
     }
+    // Every date in Info.plist has whole seconds: readers built on Python's
+    // plistlib reject fractions, and CoreFoundation wants the Z right after.
+    let info = std::fs::read_to_string(folder.join("Info.plist")).unwrap();
+    let dates: Vec<&str> = info
+        .split("<date>")
+        .skip(1)
+        .filter_map(|d| d.split("</date>").next())
+        .collect();
+    assert!(!dates.is_empty(), "{info}");
+    for d in dates {
+        assert!(d.len() == 20 && d.ends_with('Z') && !d.contains('.'), "{d}");
+    }
     // No part files, no lock, no snapshot left behind.
     let stray: Vec<_> = walkdir::WalkDir::new(dir.path())
         .into_iter()
