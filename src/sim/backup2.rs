@@ -109,7 +109,7 @@ fn response(code: u64, description: Option<&str>) -> Dictionary {
     d
 }
 
-pub(crate) async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
+async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
     wire::write_plist(conn, &Value::Array(message), true).await
 }
 
@@ -134,7 +134,7 @@ async fn receive(conn: &mut Conn) -> io::Result<Vec<Value>> {
 
 /// Reads the host's `DLMessageStatusResponse`: its code (signed; hosts send
 /// -6 as a huge unsigned number too) and its payload.
-pub(crate) async fn status_response(conn: &mut Conn) -> io::Result<(i64, Value)> {
+async fn status_response(conn: &mut Conn) -> io::Result<(i64, Value)> {
     let message = receive(conn).await?;
     if tag(&message) != "DLMessageStatusResponse" {
         return Err(invalid(format!(
@@ -242,9 +242,8 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
 
     if let Some(how) = config.hostile {
         shared.log(SimEvent::Attacked(how));
-        if super::hostile::attack(conn, &udid, how).await? {
-            return finish(conn, shared, 1, "The backup failed after a copy.", 0).await;
-        }
+        attack(conn, &udid, how).await?;
+        return finish(conn, shared, 1, "The backup failed after a copy.", 0).await;
     }
 
     let template = template(&config, &udid);
@@ -355,6 +354,31 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
     finish(conn, shared, 0, "", plan.len()).await
 }
 
+/// Carries out a hostile phone's steps. Only an attack whose harm shows
+/// later (a copy over a file the host's snapshot shares) returns `Ok`: the
+/// backup then fails; every other one ends the connection, whatever the
+/// host answered (it should have hung up).
+async fn attack(conn: &mut Conn, udid: &str, how: super::Hostile) -> io::Result<()> {
+    use super::hostile::Step;
+    let steps = super::hostile::attack(udid, how);
+    for step in steps {
+        match step {
+            Step::Send(message) => send(conn, message).await?,
+            Step::Upload(files) => upload_batch(conn, files, 10.0).await?,
+            Step::Raw(bytes) => {
+                conn.write_all(&bytes).await?;
+                conn.flush().await?;
+            }
+        }
+    }
+    if how == super::Hostile::CopyOverShared {
+        status_response(conn).await?;
+        return Ok(());
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), status_response(conn)).await;
+    Err(io::Error::other("the hostile phone made its attack"))
+}
+
 /// A content file to send.
 struct PlannedFile {
     index: usize,
@@ -450,7 +474,7 @@ async fn send_file(
 }
 
 /// Uploads whole in-memory files (paths already `<udid>/…`) as one batch.
-pub(crate) async fn upload_batch(
+async fn upload_batch(
     conn: &mut Conn,
     files: Vec<(String, Vec<u8>)>,
     progress: f64,

@@ -4,13 +4,7 @@
 //! claim gigabytes. Real phones do none of this; the host must refuse each
 //! with its last complete backup intact and its memory bounded.
 
-use std::io;
-
 use plist::{Dictionary, Value};
-use tokio::io::AsyncWriteExt;
-
-use super::backup2::{send, status_response, upload_batch};
-use super::conn::Conn;
 
 /// Another phone's folder, named by the attacks that reach for it.
 pub const OTHER_UDID: &str = "00008030-00AABBCCDDEEFF00";
@@ -74,59 +68,54 @@ impl Hostile {
     ];
 }
 
-/// Makes the attack. `Ok(true)` when the backup should go on and fail at
-/// its end (the attack was a legal request whose harm shows later).
-pub(crate) async fn attack(conn: &mut Conn, udid: &str, how: Hostile) -> io::Result<bool> {
+/// One thing the hostile phone does on the wire; `backup2` carries them out.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    /// A DeviceLink message.
+    Send(Vec<Value>),
+    /// An UploadFiles batch of whole files (paths as the phone names them).
+    Upload(Vec<(String, Vec<u8>)>),
+    /// Bytes as they are, frames or not.
+    Raw(Vec<u8>),
+}
+
+/// The attack, as steps. After them the phone waits briefly for the host's
+/// answer (it should hang up); only `CopyOverShared` then goes on, to fail
+/// the backup at its end.
+pub(crate) fn attack(udid: &str, how: Hostile) -> Vec<Step> {
     let remove = |path: &str| {
-        vec![
+        Step::Send(vec![
             "DLMessageRemoveItems".into(),
             Value::Array(vec![path.into()]),
             Value::Dictionary(Dictionary::new()),
             Value::Real(10.0),
-        ]
+        ])
     };
     let escaped = b"escaped by the iPhone".to_vec();
+    let upload = |path: String| Step::Upload(vec![(path, escaped.clone())]);
     match how {
-        Hostile::ReadOtherPhone => {
-            send(
-                conn,
-                vec![
-                    "DLMessageDownloadFiles".into(),
-                    Value::Array(vec![format!("{OTHER_UDID}/Manifest.plist").into()]),
-                    Value::Dictionary(Dictionary::new()),
-                    Value::Real(10.0),
-                ],
-            )
-            .await?;
-        }
-        Hostile::RemoveOtherPhone => send(conn, remove(OTHER_UDID)).await?,
-        Hostile::RemoveParent => send(conn, remove("../")).await?,
-        Hostile::RemoveOwnFolder => send(conn, remove(udid)).await?,
-        Hostile::WriteOutside => {
-            upload_batch(conn, vec![(format!("{udid}/../escaped"), escaped)], 10.0).await?
-        }
-        Hostile::WriteAbsolute => {
-            upload_batch(conn, vec![("/tmp/unstuck-escaped".into(), escaped)], 10.0).await?
-        }
-        Hostile::WriteDrive => {
-            upload_batch(conn, vec![(format!("{udid}/C:/escaped"), escaped)], 10.0).await?
-        }
-        Hostile::WriteThroughLink => {
-            upload_batch(conn, vec![(format!("{udid}/zz/escaped"), escaped)], 10.0).await?
-        }
+        Hostile::ReadOtherPhone => vec![Step::Send(vec![
+            "DLMessageDownloadFiles".into(),
+            Value::Array(vec![format!("{OTHER_UDID}/Manifest.plist").into()]),
+            Value::Dictionary(Dictionary::new()),
+            Value::Real(10.0),
+        ])],
+        Hostile::RemoveOtherPhone => vec![remove(OTHER_UDID)],
+        Hostile::RemoveParent => vec![remove("../")],
+        Hostile::RemoveOwnFolder => vec![remove(udid)],
+        Hostile::WriteOutside => vec![upload(format!("{udid}/../escaped"))],
+        Hostile::WriteAbsolute => vec![upload("/tmp/unstuck-escaped".into())],
+        Hostile::WriteDrive => vec![upload(format!("{udid}/C:/escaped"))],
+        Hostile::WriteThroughLink => vec![upload(format!("{udid}/zz/escaped"))],
         Hostile::MoveOutside => {
             let mut moves = Dictionary::new();
             moves.insert(format!("{udid}/Status.plist"), "../stolen".into());
-            send(
-                conn,
-                vec![
-                    "DLMessageMoveItems".into(),
-                    Value::Dictionary(moves),
-                    Value::Dictionary(Dictionary::new()),
-                    Value::Real(10.0),
-                ],
-            )
-            .await?;
+            vec![Step::Send(vec![
+                "DLMessageMoveItems".into(),
+                Value::Dictionary(moves),
+                Value::Dictionary(Dictionary::new()),
+                Value::Real(10.0),
+            ])]
         }
         Hostile::CopyOutside | Hostile::CopyOverShared => {
             let to = if how == Hostile::CopyOutside {
@@ -134,45 +123,27 @@ pub(crate) async fn attack(conn: &mut Conn, udid: &str, how: Hostile) -> io::Res
             } else {
                 format!("{udid}/Manifest.db")
             };
-            send(
-                conn,
-                vec![
-                    "DLMessageCopyItem".into(),
-                    format!("{udid}/Status.plist").into(),
-                    to.into(),
-                ],
-            )
-            .await?;
-            if how == Hostile::CopyOverShared {
-                status_response(conn).await?;
-                return Ok(true);
-            }
+            vec![Step::Send(vec![
+                "DLMessageCopyItem".into(),
+                format!("{udid}/Status.plist").into(),
+                to.into(),
+            ])]
         }
-        Hostile::BillionLaughs => frame(conn, &billion_laughs()).await?,
+        Hostile::BillionLaughs => vec![Step::Raw(frame(&billion_laughs()))],
         Hostile::DeepNesting => {
             let depth = 200_000;
             let mut xml = String::from("<?xml version=\"1.0\"?><plist version=\"1.0\">");
             xml.push_str(&"<array>".repeat(depth));
             xml.push_str(&"</array>".repeat(depth));
             xml.push_str("</plist>");
-            frame(conn, xml.as_bytes()).await?
+            vec![Step::Raw(frame(xml.as_bytes()))]
         }
         Hostile::HugeFrame => {
-            conn.write_all(&0xFFFF_FFF0u32.to_be_bytes()).await?;
-            conn.write_all(b"not four gigabytes").await?;
-            conn.flush().await?;
+            let mut bytes = 0xFFFF_FFF0u32.to_be_bytes().to_vec();
+            bytes.extend_from_slice(b"not four gigabytes");
+            vec![Step::Raw(bytes)]
         }
         Hostile::HugeBlock => {
-            send(
-                conn,
-                vec![
-                    "DLMessageUploadFiles".into(),
-                    Value::Dictionary(Dictionary::new()),
-                    Value::Real(10.0),
-                    0u64.into(),
-                ],
-            )
-            .await?;
             let name = format!("{udid}/ab/huge");
             let mut out = Vec::new();
             for n in [&name, &name] {
@@ -182,19 +153,24 @@ pub(crate) async fn attack(conn: &mut Conn, udid: &str, how: Hostile) -> io::Res
             out.extend_from_slice(&u32::MAX.to_be_bytes());
             out.push(0x0c);
             out.extend_from_slice(&[0u8; 4096]);
-            conn.write_all(&out).await?;
-            conn.flush().await?;
+            vec![
+                Step::Send(vec![
+                    "DLMessageUploadFiles".into(),
+                    Value::Dictionary(Dictionary::new()),
+                    Value::Real(10.0),
+                    0u64.into(),
+                ]),
+                Step::Raw(out),
+            ]
         }
     }
-    // Whatever the host answers (it should hang up), the attack is over.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), status_response(conn)).await;
-    Err(io::Error::other("the hostile phone made its attack"))
 }
 
-async fn frame(conn: &mut Conn, body: &[u8]) -> io::Result<()> {
-    conn.write_all(&(body.len() as u32).to_be_bytes()).await?;
-    conn.write_all(body).await?;
-    conn.flush().await
+/// A length-prefixed frame of `body`.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
 }
 
 /// A binary plist `["DLMessageProcessMessage", a30]` where `a0` is a string
