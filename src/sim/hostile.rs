@@ -36,7 +36,7 @@ pub enum Hostile {
     /// CopyItem of Status.plist over Manifest.db (a file the host's
     /// snapshot shares), then the backup fails (ErrorCode 1).
     CopyOverShared,
-    /// A DeviceLink message that is a 600-byte binary plist whose arrays
+    /// A DeviceLink message that is a 469-byte binary plist whose arrays
     /// share references: 10^30 values when expanded.
     BillionLaughs,
     /// A DeviceLink message of 200,000 nested arrays.
@@ -208,4 +208,12 @@ pub fn billion_laughs() -> Vec<u8> {
     out.extend_from_slice(&((offsets.len() - 1) as u64).to_be_bytes());
     out.extend_from_slice(&(table as u64).to_be_bytes());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bomb_is_as_small_as_it_says() {
+        assert_eq!(super::billion_laughs().len(), 469);
+    }
 }

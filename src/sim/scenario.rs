@@ -83,7 +83,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "hostile-billion-laughs",
-        "a hostile phone sends a 600-byte plist that expands to 10^30 values",
+        "a hostile phone sends a 469-byte plist that expands to 10^30 values",
     ),
     (
         "hostile-deep-nesting",

@@ -65,6 +65,18 @@ pub async fn run(
     }
 }
 
+/// The folder holds the same files with the same bytes as `before`.
+fn assert_unchanged(before: &util::Tree, folder: &Path) {
+    let after = util::snapshot_tree(folder);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (path, was) in before {
+        assert!(was.3 == after[path].3, "{} changed", path.display());
+    }
+}
+
 fn content_of(folder: &Path, n: usize) -> Vec<u8> {
     let template = unstuck::synthetic::SyntheticBackup::new(UDID, jiff::Timestamp::now());
     let (domain, path) = template.file_name(n);
@@ -256,15 +268,7 @@ async fn unplug_keeps_the_last_backup(percent: f64) {
             .any(|e| matches!(e, SimEvent::Unplugged { .. }))
     );
 
-    let after = util::snapshot_tree(&folder);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>()
-    );
-    for (path, was) in &before {
-        let now = &after[path];
-        assert!(was.3 == now.3, "{} changed", path.display());
-    }
+    assert_unchanged(&before, &folder);
     assert_eq!(util::read(&folder).state, BackupState::Complete);
     assert!(!engine::snapshot::snapshot_path(&folder).exists());
 }
@@ -608,14 +612,7 @@ async fn a_disk_that_fills_mid_backup_stops_it_and_keeps_the_last_one() {
     assert_eq!(err.exit_code(), 7, "{err}");
     assert!(err.to_string().contains("backup disk is full"), "{err}");
 
-    let after = util::snapshot_tree(&folder);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>()
-    );
-    for (path, was) in &before {
-        assert!(was.3 == after[path].3, "{} changed", path.display());
-    }
+    assert_unchanged(&before, &folder);
     assert_eq!(util::read(&folder).state, BackupState::Complete);
     assert!(!engine::snapshot::snapshot_path(&folder).exists());
 }
@@ -654,14 +651,7 @@ async fn a_backup_dropped_mid_run_puts_the_last_one_back() {
         }
         assert!(engine::snapshot::snapshot_path(&folder).exists());
     }
-    let after = util::snapshot_tree(&folder);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>()
-    );
-    for (path, was) in &before {
-        assert!(was.3 == after[path].3, "{} changed", path.display());
-    }
+    assert_unchanged(&before, &folder);
     assert!(!engine::snapshot::snapshot_path(&folder).exists());
     assert!(engine::lock_holder(dir.path(), UDID).is_none());
     // The lock file itself is gone, so the next run starts at once.
@@ -709,14 +699,7 @@ async fn a_stopped_runs_copy_is_put_back_unless_a_run_holds_the_lock() {
     let recovered = engine::recover_stopped_runs(dir.path());
     assert_eq!(recovered.len(), 1, "{recovered:?}");
     assert!(recovered[0].1.is_ok(), "{recovered:?}");
-    let after = util::snapshot_tree(&folder);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        after.keys().collect::<Vec<_>>()
-    );
-    for (path, was) in &before {
-        assert!(was.3 == after[path].3, "{} changed", path.display());
-    }
+    assert_unchanged(&before, &folder);
     assert!(!engine::snapshot::snapshot_path(&folder).exists());
     assert!(!dir.path().join(format!(".unstuck-{UDID}.lock")).exists());
 }

@@ -120,17 +120,50 @@ fn unstuck_leftovers(dest: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A simulated phone backed up once with the real binary, and what its
+/// folder held then.
+struct Scene {
+    _runtime: tokio::runtime::Runtime,
+    sim: unstuck::sim::Sim,
+    home: Home,
+    dest: tempfile::TempDir,
+    folder: PathBuf,
+    before: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl Scene {
+    fn backed_up_once() -> Scene {
+        let (runtime, sim) = util::sim_on_runtime(config());
+        let home = Home::new();
+        let dest = tempfile::tempdir().unwrap();
+        let d = dest.path().to_str().unwrap();
+        home.run_on(&sim.usbmuxd_address(), &["backup", "--dest", d])
+            .success();
+        let folder = dest.path().join(UDID);
+        let before = contents(&folder);
+        Scene {
+            _runtime: runtime,
+            sim,
+            home,
+            dest,
+            folder,
+            before,
+        }
+    }
+}
+
 #[test]
 fn a_signal_in_any_phase_puts_the_last_backup_back() {
     let _programs = util::backup_programs_lock();
-    let (_runtime, sim) = util::sim_on_runtime(config());
-    let home = Home::new();
-    let dest = tempfile::tempdir().unwrap();
+    let Scene {
+        _runtime,
+        sim,
+        home,
+        dest,
+        folder,
+        before,
+    } = Scene::backed_up_once();
     let d = dest.path().to_str().unwrap();
-    home.run_on(&sim.usbmuxd_address(), &["backup", "--dest", d])
-        .success();
-    let folder = dest.path().join(UDID);
-    let before = contents(&folder);
 
     for phase in ["waiting_for_phone", "transferring", "finishing"] {
         for (signal, name) in [
@@ -168,14 +201,15 @@ fn a_signal_in_any_phase_puts_the_last_backup_back() {
 #[test]
 fn after_sigkill_the_next_run_puts_the_last_backup_back_first() {
     let _programs = util::backup_programs_lock();
-    let (_runtime, sim) = util::sim_on_runtime(config());
-    let home = Home::new();
-    let dest = tempfile::tempdir().unwrap();
+    let Scene {
+        _runtime,
+        sim,
+        home,
+        dest,
+        folder,
+        before,
+    } = Scene::backed_up_once();
     let d = dest.path().to_str().unwrap();
-    home.run_on(&sim.usbmuxd_address(), &["backup", "--dest", d])
-        .success();
-    let folder = dest.path().join(UDID);
-    let before = contents(&folder);
 
     sim.update(|c| c.content.changed_files = c.content.files);
     sim.update(hold_in("transferring"));

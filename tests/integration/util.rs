@@ -182,8 +182,11 @@ pub fn days_ago(n: i64) -> Timestamp {
     Timestamp::now() - jiff::SignedDuration::from_hours(24 * n)
 }
 
+/// Every entry under a folder: its kind, length, modification time and bytes.
+pub type Tree = BTreeMap<PathBuf, (bool, u64, SystemTime, Vec<u8>)>;
+
 /// Every entry under `root`: its kind, length, modification time and bytes.
-pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, (bool, u64, SystemTime, Vec<u8>)> {
+pub fn snapshot_tree(root: &Path) -> Tree {
     let mut out = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root).follow_links(false) {
         let entry = entry.unwrap();
