@@ -1,15 +1,17 @@
-//! The deciding half of the monitor: from a stream of observations and the
-//! time, each phone's state, the causes of a stall or failure, and which
-//! notifications to show. No I/O, no clock of its own.
+//! The monitor's state machine: from a stream of observations and the time,
+//! each phone's state and the effects of each change. Why a run stopped is
+//! `diagnose`'s to say, and what to tell the user `notices`'. No I/O, no
+//! clock of its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use super::diagnose::{Stop, asks_for_passcode, diagnose, expected_bytes, finding_for_code};
 use super::model::*;
+use super::notices::{self, Shown};
 use crate::backup_folder::SnapshotState;
-use crate::humanize;
 
 /// Thresholds and preferences; defaults documented in README (`[monitor]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,10 +69,6 @@ fn same_kind(a: &PhoneState, b: &PhoneState) -> bool {
     }
 }
 
-// The same limits as the engine's pre-flight, so the monitor and a backup
-// agree on what "too little space" is.
-use crate::engine::preflight::{HOST_MARGIN, PHONE_MINIMUM_FREE};
-
 #[derive(Debug, Clone)]
 struct Track {
     state: PhoneState,
@@ -109,7 +107,7 @@ struct Run {
 pub struct Monitor {
     config: MonitorConfig,
     phones: BTreeMap<String, Track>,
-    shown: HashMap<(String, NoticeKind), Timestamp>,
+    shown: Shown,
 }
 
 impl Monitor {
@@ -232,24 +230,23 @@ impl Monitor {
                     state: track.state.clone(),
                     findings,
                 });
-                if let Some(notice) = notice_for(&self.config, &phone.udid, track) {
-                    let key = (phone.udid.clone(), notice.kind);
-                    self.shown.insert(key, now);
-                    effects.push(Effect::Notify(notice));
-                }
+                let notice = notices::on_change(
+                    self.config.notify_completion,
+                    &phone.udid,
+                    track.name.as_deref(),
+                    &track.state,
+                    &track.findings,
+                );
+                effects.extend(self.shown.changed(now, notice).map(Effect::Notify));
             }
-            // Overdue reminders: at most one a day per phone.
-            if let Some(notice) = overdue(&self.config, now, phone, track) {
-                let key = (phone.udid.clone(), NoticeKind::Overdue);
-                let recent = self
-                    .shown
-                    .get(&key)
-                    .is_some_and(|t| now.duration_since(*t) < SignedDuration::from_hours(24));
-                if !recent {
-                    self.shown.insert(key, now);
-                    effects.push(Effect::Notify(notice));
-                }
-            }
+            let reminder = notices::overdue(
+                self.config.overdue,
+                now,
+                phone,
+                track.name.as_deref(),
+                &track.state,
+            );
+            effects.extend(self.shown.reminder(now, reminder).map(Effect::Notify));
         }
         effects
     }
@@ -357,7 +354,8 @@ fn step(
                 .filter(|e| e.state == crate::engine::record::RunState::Failed)
                 .and_then(|e| e.error_code);
             t.state = PhoneState::Failed { at: now, code };
-            t.findings = diagnose(t, now, phone, processes, None, saw_device, network_up);
+            let stop = stopped(t, now, None, saw_device, network_up);
+            t.findings = diagnose(phone, processes, &stop);
             if let Some(code) = code {
                 t.findings.insert(0, finding_for_code(code));
             }
@@ -425,15 +423,8 @@ fn step(
                 phase,
                 tool,
             };
-            t.findings = diagnose(
-                t,
-                now,
-                phone,
-                processes,
-                Some(phase),
-                saw_device,
-                network_up,
-            );
+            let stop = stopped(t, now, Some(phase), saw_device, network_up);
+            t.findings = diagnose(phone, processes, &stop);
         }
         return;
     }
@@ -475,295 +466,22 @@ fn step(
     t.findings.clear();
 }
 
-/// What a full backup of the phone will hold: the last complete backup, or
-/// the phone's used space.
-fn expected_bytes(phone: &PhoneObservation) -> Option<u64> {
-    phone
-        .folder
-        .as_ref()
-        .and_then(|f| f.last_complete_bytes)
-        .or_else(|| phone.device.as_ref().and_then(|d| d.used))
-}
-
-fn asks_for_passcode(phone: &PhoneObservation) -> bool {
-    crate::engine::watchdog::asks_for_passcode(
-        phone.device.as_ref().and_then(|d| d.ios_version.as_deref()),
-    )
-}
-
-/// The likely causes of a stall (`phase` set) or a failure, most likely
-/// first, each with its evidence and the actions that fix it.
-fn diagnose(
+/// What diagnosis needs of a run that stopped: plain values, not the track.
+fn stopped(
     t: &Track,
     now: Timestamp,
-    phone: &PhoneObservation,
-    processes: &[&BackupProcess],
     phase: Option<RunPhase>,
     was_attached: bool,
     network_up: Option<bool>,
-) -> Vec<Finding> {
-    let mut found = Vec::new();
-    let quiet = now.duration_since(t.last_progress);
-    let minutes = |d: SignedDuration| humanize::duration(d);
-    if phone.device.is_none() && was_attached {
-        let wifi = t.link == Some(crate::device::Link::Wifi);
-        let mut evidence = vec![if wifi {
-            "the iPhone, synced over Wi-Fi, is no longer seen by usbmuxd".to_owned()
-        } else {
-            "the iPhone is no longer attached (usbmuxd reported it detached)".to_owned()
-        }];
-        if wifi && network_up == Some(false) {
-            evidence.push("this computer has no network connection up".to_owned());
-        }
-        found.push(Finding {
-            cause: if wifi {
-                Cause::WifiLost
-            } else {
-                Cause::Detached
-            },
-            evidence,
-            actions: vec![Action::NetworkAdvice, Action::RestartBackup],
-        });
+) -> Stop {
+    Stop {
+        phase,
+        quiet: now.duration_since(t.last_progress),
+        link: t.link,
+        baseline: t.run.map_or(0, |r| r.baseline),
+        was_attached,
+        network_up,
     }
-    if let Some(folder) = &phone.folder
-        && let Some(free) = folder.host_free
-    {
-        let expected = expected_bytes(phone).unwrap_or(0);
-        let written = folder.bytes.saturating_sub(t.run.map_or(0, |r| r.baseline));
-        let remaining = expected.saturating_sub(written);
-        if free < remaining.saturating_add(HOST_MARGIN) {
-            found.push(Finding {
-                cause: Cause::HostDiskFull,
-                evidence: vec![format!(
-                    "{} free on the backup disk, about {} still to write",
-                    humanize::bytes(free),
-                    humanize::bytes(remaining)
-                )],
-                actions: vec![Action::StorageCleanup, Action::RestartBackup],
-            });
-        }
-    }
-    if let Some(free) = phone.device.as_ref().and_then(|d| d.free)
-        && free < PHONE_MINIMUM_FREE
-    {
-        found.push(Finding {
-            cause: Cause::PhoneStorageLow,
-            evidence: vec![format!("{} free on the iPhone", humanize::bytes(free))],
-            actions: vec![Action::StorageCleanup, Action::RestartBackup],
-        });
-    }
-    if phase == Some(RunPhase::Starting) && phone.device.is_some() && asks_for_passcode(phone) {
-        found.push(Finding {
-            cause: Cause::PasscodeWait,
-            evidence: vec![format!(
-                "iOS {} asks for the passcode before a backup, and nothing has arrived for {}",
-                phone
-                    .device
-                    .as_ref()
-                    .and_then(|d| d.ios_version.clone())
-                    .unwrap_or_default(),
-                minutes(quiet)
-            )],
-            actions: vec![Action::RestartBackup],
-        });
-    }
-    for p in processes.iter().filter(|p| !p.helper) {
-        if phase.is_some() && p.cpu_percent < WAITING_CPU_PERCENT {
-            found.push(Finding {
-                cause: Cause::ProcessHung,
-                evidence: vec![format!(
-                    "{} (process {}) is running but has written nothing for {}",
-                    p.name,
-                    p.pid,
-                    minutes(quiet)
-                )],
-                actions: vec![Action::RestartBackup, Action::RestartPhone],
-            });
-        }
-    }
-    let ios = phone.device.as_ref().and_then(|d| d.ios_version.as_deref());
-    for p in processes.iter().filter(|p| !p.helper) {
-        if let Some(evidence) = outdated(&p.name, p.version.as_deref(), ios) {
-            found.push(Finding {
-                cause: Cause::OutdatedSoftware,
-                evidence: vec![evidence],
-                actions: vec![Action::RestartBackup],
-            });
-        }
-    }
-    if let Some(folder) = &phone.folder
-        && (folder.empty_manifest_plist || (folder.stale_snapshot && phase.is_none()))
-    {
-        found.push(Finding {
-            cause: Cause::Leftovers,
-            evidence: vec![if folder.empty_manifest_plist {
-                "the backup folder has an empty Manifest.plist (the iPhone answers error 205)"
-                    .to_owned()
-            } else {
-                "the backup folder has a Snapshot folder left by an interrupted backup".to_owned()
-            }],
-            actions: vec![Action::StorageCleanup, Action::RestartBackup],
-        });
-    }
-    if found.is_empty() {
-        found.push(Finding {
-            cause: Cause::Unknown,
-            evidence: vec![match phase {
-                Some(phase) => format!("nothing has moved for {} while {phase}", minutes(quiet)),
-                None => "the backup stopped before it finished".to_owned(),
-            }],
-            actions: vec![Action::RestartBackup, Action::RestartPhone],
-        });
-    }
-    found
-}
-
-/// What a phone's ErrorCode says about the cause, when Unstuck's own backup
-/// reported one.
-fn finding_for_code(code: u64) -> Finding {
-    let meaning = crate::engine::codes::meaning(code);
-    let (cause, actions) = match code {
-        207 => (Cause::WrongPassword, vec![Action::EncryptionReset]),
-        105 => (
-            Cause::HostDiskFull,
-            vec![Action::StorageCleanup, Action::RestartBackup],
-        ),
-        208 => (Cause::PasscodeWait, vec![Action::RestartBackup]),
-        205 => (
-            Cause::Leftovers,
-            vec![Action::StorageCleanup, Action::RestartBackup],
-        ),
-        3 => (
-            Cause::Unknown,
-            vec![Action::RestartPhone, Action::RestartBackup],
-        ),
-        _ => (
-            Cause::Unknown,
-            vec![Action::RestartBackup, Action::RestartPhone],
-        ),
-    };
-    Finding {
-        cause,
-        evidence: vec![format!(
-            "the iPhone ended the backup with error {code}: {}",
-            meaning.cause
-        )],
-        actions,
-    }
-}
-
-/// Release years of the backup programs whose versions are known, and of
-/// iOS versions: a program released before the phone's iOS may not know its
-/// changes. A guess with its evidence, never a verdict.
-/// Below this share of a core a backup program that writes nothing is
-/// waiting, not working. It is measured over one poll: a single 10 ms
-/// scheduler tick in a 1 s poll already reads 1 %, while a program spinning
-/// on a dead connection reads near 100 %.
-const WAITING_CPU_PERCENT: f32 = 10.0;
-
-const TOOL_YEARS: [(&str, &str, i32); 3] = [
-    ("idevicebackup2", "1.2.0", 2015),
-    ("idevicebackup2", "1.3.0", 2020),
-    ("pymobiledevice3", "1.0.0", 2022),
-];
-
-fn ios_year(ios: &str) -> Option<i32> {
-    let major: i32 = ios.split('.').next()?.parse().ok()?;
-    match major {
-        // iOS 26 followed iOS 18 in 2025.
-        26.. => Some(2025 + (major - 26)),
-        7..=18 => Some(2006 + major),
-        _ => None,
-    }
-}
-
-fn outdated(tool: &str, version: Option<&str>, ios: Option<&str>) -> Option<String> {
-    let version = version?;
-    let (_, _, tool_year) = TOOL_YEARS
-        .iter()
-        .find(|(t, v, _)| *t == tool && *v == version)?;
-    let ios = ios?;
-    let ios_year = ios_year(ios)?;
-    (ios_year > *tool_year).then(|| {
-        format!("{tool} {version} ({tool_year}) is older than iOS {ios} ({ios_year}) and may not know it: update it, or back up with Unstuck")
-    })
-}
-
-fn notice_for(config: &MonitorConfig, udid: &str, t: &Track) -> Option<Notice> {
-    let name = t.name.clone().unwrap_or_else(|| "iPhone".to_owned());
-    let first = t.findings.first();
-    let because = first
-        .map(|f| {
-            format!(
-                "Likely cause: {}. {}",
-                f.cause.headline(),
-                f.evidence.join("; ")
-            )
-        })
-        .unwrap_or_default();
-    let actions = first.map(|f| f.actions.clone()).unwrap_or_default();
-    let (kind, title, body) = match &t.state {
-        PhoneState::Stalled { phase, tool, .. } => (
-            NoticeKind::Stalled,
-            format!("{name}: backup stalled"),
-            format!("The backup ({tool}) stopped moving while {phase}. {because}"),
-        ),
-        PhoneState::Failed { .. } => (
-            NoticeKind::Failed,
-            format!("{name}: backup did not finish"),
-            because,
-        ),
-        PhoneState::Completed { .. } if config.notify_completion => (
-            NoticeKind::Completed,
-            format!("{name}: backup complete"),
-            "The backup finished.".to_owned(),
-        ),
-        _ => return None,
-    };
-    Some(Notice {
-        udid: udid.to_owned(),
-        kind,
-        title,
-        body,
-        actions,
-    })
-}
-
-fn overdue(
-    config: &MonitorConfig,
-    now: Timestamp,
-    phone: &PhoneObservation,
-    t: &Track,
-) -> Option<Notice> {
-    // While a run is on, or after one failed (that was said), a reminder
-    // adds nothing.
-    if matches!(
-        t.state,
-        PhoneState::Running(_) | PhoneState::Stalled { .. } | PhoneState::Failed { .. }
-    ) {
-        return None;
-    }
-    let last = phone.folder.as_ref()?.last_complete;
-    let age = last.map(|l| now.duration_since(l));
-    let overdue = match age {
-        Some(age) => age > config.overdue,
-        // A phone attached with no complete backup at all.
-        None => phone.device.is_some(),
-    };
-    if !overdue {
-        return None;
-    }
-    let name = t.name.clone().unwrap_or_else(|| "iPhone".to_owned());
-    let when = last
-        .map(|l| format!("The last complete backup was {}.", humanize::ago(now, l)))
-        .unwrap_or_else(|| "There is no complete backup of it.".to_owned());
-    Some(Notice {
-        udid: phone.udid.clone(),
-        kind: NoticeKind::Overdue,
-        title: format!("{name}: back up soon"),
-        body: when,
-        actions: vec![Action::RestartBackup],
-    })
 }
 
 #[cfg(test)]
@@ -828,20 +546,40 @@ mod tests {
         }
     }
 
-    /// Feeds (seconds, observation) pairs and returns, per step, the state
-    /// names of phone A and the kinds of notices shown.
-    fn check(steps: Vec<(i64, Observation)>) -> Vec<(i64, &'static str, Vec<NoticeKind>)> {
+    /// What one step of `check` saw.
+    #[derive(Debug)]
+    struct Seen {
+        secs: i64,
+        /// Phone A's state, if it was seen.
+        phone: Option<PhoneState>,
+        /// The kinds of notices shown.
+        notices: Vec<NoticeKind>,
+        /// Phone A's findings, and their causes alone.
+        findings: Vec<Finding>,
+        causes: Vec<Cause>,
+        /// Every phone's state name, by UDID.
+        all: Vec<(String, &'static str)>,
+        effects: Vec<Effect>,
+    }
+
+    impl Seen {
+        fn state(&self) -> &'static str {
+            self.phone.as_ref().map_or("none", PhoneState::name)
+        }
+    }
+
+    /// Feeds (seconds, observation) pairs to a monitor with the default
+    /// settings and returns what each step left: phone A's state, findings
+    /// and causes, the notices shown and every phone's state.
+    fn check(steps: Vec<(i64, Observation)>) -> Vec<Seen> {
         let mut monitor = Monitor::new(MonitorConfig::default());
         steps
             .into_iter()
             .map(|(secs, o)| {
                 let effects = monitor.observe(at(secs), &o);
-                let state = monitor
-                    .states()
-                    .into_iter()
-                    .find(|(u, ..)| u == A)
-                    .map(|(_, _, s, _)| s.name())
-                    .unwrap_or("none");
+                let states = monitor.states();
+                let a = states.iter().find(|(u, ..)| u == A);
+                let findings = a.map(|(.., f)| f.clone()).unwrap_or_default();
                 let notices = effects
                     .iter()
                     .filter_map(|e| match e {
@@ -849,18 +587,27 @@ mod tests {
                         _ => None,
                     })
                     .collect();
-                (secs, state, notices)
+                Seen {
+                    secs,
+                    phone: a.map(|(_, _, s, _)| s.clone()),
+                    notices,
+                    causes: findings.iter().map(|f| f.cause).collect(),
+                    findings,
+                    all: states
+                        .iter()
+                        .map(|(u, _, s, _)| (u.clone(), s.name()))
+                        .collect(),
+                    effects,
+                }
             })
             .collect()
     }
 
-    fn findings(monitor: &Monitor, udid: &str) -> Vec<Cause> {
-        monitor
-            .states()
-            .into_iter()
-            .find(|(u, ..)| u == udid)
-            .map(|(.., f)| f.iter().map(|f| f.cause).collect())
-            .unwrap_or_default()
+    /// Each step as (seconds, state name, notices), for tables.
+    fn brief(got: &[Seen]) -> Vec<(i64, &'static str, Vec<NoticeKind>)> {
+        got.iter()
+            .map(|s| (s.secs, s.state(), s.notices.clone()))
+            .collect()
     }
 
     fn finished(bytes: u64, when: i64) -> PhoneObservation {
@@ -892,8 +639,9 @@ mod tests {
             (20, obs(vec![finished(100_000_000, 20)], vec![])),
             (25, obs(vec![finished(100_000_000, 20)], vec![])),
         ]);
+        assert!(got.iter().all(|s| s.causes.is_empty()), "{got:?}");
         assert_eq!(
-            got,
+            brief(&got),
             [
                 (0, "idle", vec![]),
                 (5, "running", vec![]),
@@ -935,7 +683,10 @@ mod tests {
             obs(vec![phone(A, Uploading, 9_000)], vec![process(9_000)]),
         ));
         let got = check(steps);
-        let states: Vec<_> = got.iter().map(|(s, st, n)| (*s, *st, n.len())).collect();
+        let states: Vec<_> = got
+            .iter()
+            .map(|s| (s.secs, s.state(), s.notices.len()))
+            .collect();
         assert_eq!(
             states,
             [
@@ -947,6 +698,8 @@ mod tests {
                 (500, "stalled", 1),
             ]
         );
+        // A program that writes nothing and idles is the likely cause.
+        assert_eq!(got[2].causes.first(), Some(&Cause::ProcessHung));
     }
 
     #[test]
@@ -963,25 +716,21 @@ mod tests {
                 )
             })
             .collect();
-        assert!(check(steps).iter().all(|(_, s, _)| *s == "running"));
+        assert!(check(steps).iter().all(|s| s.state() == "running"));
     }
 
     #[test]
     fn a_waiting_program_is_hung_and_a_spinning_one_is_not() {
         for (cpu, hung) in [(0.0, true), (1.0, true), (3.0, true), (90.0, false)] {
-            let mut monitor = Monitor::new(MonitorConfig::default());
             let p = phone(A, SnapshotState::Uploading, 1_000);
             let mut program = process(1_000);
             program.cpu_percent = cpu;
-            monitor.observe(at(0), &obs(vec![p.clone()], vec![program.clone()]));
-            monitor.observe(at(121), &obs(vec![p], vec![program]));
-            let state = monitor
-                .states()
-                .into_iter()
-                .find(|(u, ..)| u == A)
-                .map(|(_, _, s, _)| s.name());
-            assert_eq!(state, Some("stalled"));
-            let causes = findings(&monitor, A);
+            let got = check(vec![
+                (0, obs(vec![p.clone()], vec![program.clone()])),
+                (121, obs(vec![p], vec![program])),
+            ]);
+            assert_eq!(got[1].state(), "stalled");
+            let causes = &got[1].causes;
             assert_eq!(
                 causes.contains(&Cause::ProcessHung),
                 hung,
@@ -993,18 +742,13 @@ mod tests {
     #[test]
     fn an_unplug_stalls_at_once_and_says_so() {
         for (link, cause) in [(Link::Usb, Cause::Detached), (Link::Wifi, Cause::WifiLost)] {
-            let mut monitor = Monitor::new(MonitorConfig::default());
             let mut p = phone(A, SnapshotState::Uploading, 1_000);
             p.device.as_mut().unwrap().link = Some(link);
-            monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1_000)]));
+            let attached = obs(vec![p.clone()], vec![process(1_000)]);
             p.device = None;
-            let effects = monitor.observe(at(2), &obs(vec![p], vec![process(1_000)]));
-            assert!(
-                effects
-                    .iter()
-                    .any(|e| matches!(e, Effect::Notify(n) if n.kind == NoticeKind::Stalled))
-            );
-            let causes = findings(&monitor, A);
+            let got = check(vec![(0, attached), (2, obs(vec![p], vec![process(1_000)]))]);
+            assert_eq!(got[1].notices, [NoticeKind::Stalled]);
+            let causes = &got[1].causes;
             assert_eq!(causes.first(), Some(&cause), "{causes:?}");
             assert!(causes.contains(&Cause::ProcessHung), "{causes:?}");
         }
@@ -1024,22 +768,24 @@ mod tests {
             ),
             (10, obs(vec![phone(A, Uploading, 2_000)], vec![])),
         ]);
-        assert_eq!(got[2], (10, "failed", vec![NoticeKind::Failed]));
+        assert_eq!(brief(&got)[2], (10, "failed", vec![NoticeKind::Failed]));
+        assert_eq!(got[2].causes, [Cause::Unknown]);
     }
 
     #[test]
     fn host_disk_full_leads_when_it_is_the_reason() {
-        let mut monitor = Monitor::new(MonitorConfig::default());
         let mut p = phone(A, SnapshotState::Uploading, 1_000);
         let folder = p.folder.as_mut().unwrap();
         folder.host_free = Some(50_000_000);
         folder.last_complete_bytes = None;
         p.device.as_mut().unwrap().used = Some(60_000_000_000);
-        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1_000)]));
-        monitor.observe(at(200), &obs(vec![p], vec![process(1_000)]));
-        let causes = findings(&monitor, A);
+        let got = check(vec![
+            (0, obs(vec![p.clone()], vec![process(1_000)])),
+            (200, obs(vec![p], vec![process(1_000)])),
+        ]);
+        let causes = &got[1].causes;
         assert_eq!(causes.first(), Some(&Cause::HostDiskFull), "{causes:?}");
-        let (.., f) = monitor.states().into_iter().next().unwrap();
+        let f = &got[1].findings;
         assert!(
             f[0].evidence[0].contains("50.0 MB free"),
             "{:?}",
@@ -1058,12 +804,9 @@ mod tests {
             (301, obs(vec![p.clone()], vec![process(0)])),
         ];
         let got = check(steps);
-        assert_eq!(got[1].1, "running");
-        assert_eq!(got[2].1, "stalled");
-        let mut monitor = Monitor::new(MonitorConfig::default());
-        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(0)]));
-        monitor.observe(at(301), &obs(vec![p], vec![process(0)]));
-        assert_eq!(findings(&monitor, A).first(), Some(&Cause::PasscodeWait));
+        assert_eq!(got[1].state(), "running");
+        assert_eq!(got[2].state(), "stalled");
+        assert_eq!(got[2].causes.first(), Some(&Cause::PasscodeWait));
     }
 
     #[test]
@@ -1078,7 +821,7 @@ mod tests {
                 obs(vec![phone(A, SnapshotState::Uploading, 1_000)], vec![]),
             ),
         ]);
-        assert!(got.iter().all(|(_, s, _)| *s == "idle"), "{got:?}");
+        assert!(got.iter().all(|s| s.state() == "idle"), "{got:?}");
     }
 
     #[test]
@@ -1088,7 +831,9 @@ mod tests {
             .into_iter()
             .map(|s| (s, obs(vec![old.clone()], vec![])))
             .collect();
-        let kinds: Vec<_> = check(steps).into_iter().map(|(s, _, n)| (s, n)).collect();
+        let got = check(steps);
+        assert!(got.iter().all(|s| s.causes.is_empty()), "{got:?}");
+        let kinds: Vec<_> = got.into_iter().map(|s| (s.secs, s.notices)).collect();
         assert_eq!(
             kinds,
             [
@@ -1103,36 +848,35 @@ mod tests {
 
     #[test]
     fn two_phones_are_tracked_apart() {
-        let mut monitor = Monitor::new(MonitorConfig::default());
         let procs = |w| {
             vec![BackupProcess {
                 udid: Some(A.into()),
                 ..process(w)
             }]
         };
-        monitor.observe(
-            at(0),
-            &obs(
-                vec![phone(A, SnapshotState::Uploading, 1), finished(0, -10)],
-                procs(1),
-            ),
-        );
         let mut b = phone(B, SnapshotState::Finished, 5);
         b.folder.as_mut().unwrap().last_complete = Some(at(-10));
-        monitor.observe(at(0), &obs(vec![b.clone()], vec![]));
-        monitor.observe(
-            at(30),
-            &obs(
-                vec![phone(A, SnapshotState::Uploading, 9), b.clone()],
-                procs(9),
+        let got = check(vec![
+            (
+                0,
+                obs(
+                    vec![phone(A, SnapshotState::Uploading, 1), finished(0, -10)],
+                    procs(1),
+                ),
             ),
+            (0, obs(vec![b.clone()], vec![])),
+            (
+                30,
+                obs(
+                    vec![phone(A, SnapshotState::Uploading, 9), b.clone()],
+                    procs(9),
+                ),
+            ),
+        ]);
+        assert_eq!(
+            got[2].all,
+            [(A.to_owned(), "running"), (B.to_owned(), "idle")]
         );
-        let states: Vec<(String, &str)> = monitor
-            .states()
-            .into_iter()
-            .map(|(u, _, s, _)| (u, s.name()))
-            .collect();
-        assert_eq!(states, [(A.to_owned(), "running"), (B.to_owned(), "idle")]);
     }
 
     #[test]
@@ -1143,32 +887,32 @@ mod tests {
             (10, obs(vec![p.clone()], vec![process(1)])),
             (20, obs(vec![p], vec![process(1)])),
         ]);
-        assert!(got.iter().all(|(_, s, _)| *s == "running"), "{got:?}");
+        assert!(got.iter().all(|s| s.state() == "running"), "{got:?}");
     }
 
     #[test]
     fn leftovers_are_named_after_a_failure() {
-        let mut monitor = Monitor::new(MonitorConfig::default());
         let mut p = phone(A, SnapshotState::Uploading, 1_000);
-        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1)]));
+        let running = obs(vec![p.clone()], vec![process(1)]);
         p.folder.as_mut().unwrap().empty_manifest_plist = true;
-        monitor.observe(at(5), &obs(vec![p], vec![]));
-        assert_eq!(findings(&monitor, A), [Cause::Leftovers]);
+        let got = check(vec![(0, running), (5, obs(vec![p], vec![]))]);
+        assert_eq!(got[1].causes, [Cause::Leftovers]);
     }
 
     #[test]
     fn an_old_backup_program_for_a_new_ios_is_named() {
-        let mut monitor = Monitor::new(MonitorConfig::default());
         let mut p = phone(A, SnapshotState::Uploading, 1_000);
         p.device.as_mut().unwrap().ios_version = Some("17.5".into());
         let old = BackupProcess {
             version: Some("1.3.0".into()),
             ..process(1_000)
         };
-        monitor.observe(at(0), &obs(vec![p.clone()], vec![old.clone()]));
-        monitor.observe(at(200), &obs(vec![p.clone()], vec![old]));
-        let (.., f) = monitor.states().into_iter().next().unwrap();
-        let outdated = f
+        let got = check(vec![
+            (0, obs(vec![p.clone()], vec![old.clone()])),
+            (200, obs(vec![p.clone()], vec![old.clone()])),
+        ]);
+        let outdated = got[1]
+            .findings
             .iter()
             .find(|f| f.cause == Cause::OutdatedSoftware)
             .expect("named");
@@ -1177,31 +921,25 @@ mod tests {
                 .contains("idevicebackup2 1.3.0 (2020) is older than iOS 17.5 (2023)")
         );
         // The same program with an iOS it predates nothing of: no such finding.
-        let mut monitor = Monitor::new(MonitorConfig::default());
         p.device.as_mut().unwrap().ios_version = Some("13.7".into());
-        let old = BackupProcess {
-            version: Some("1.3.0".into()),
-            ..process(1_000)
-        };
-        monitor.observe(at(0), &obs(vec![p.clone()], vec![old.clone()]));
-        monitor.observe(at(200), &obs(vec![p], vec![old]));
-        assert!(!findings(&monitor, A).contains(&Cause::OutdatedSoftware));
-        assert_eq!(ios_year("26.1"), Some(2025));
-        assert_eq!(ios_year("18.0"), Some(2024));
-        assert_eq!(ios_year("x"), None);
+        let got = check(vec![
+            (0, obs(vec![p.clone()], vec![old.clone()])),
+            (200, obs(vec![p], vec![old])),
+        ]);
+        assert_eq!(got[1].state(), "stalled");
+        assert!(!got[1].causes.contains(&Cause::OutdatedSoftware));
     }
 
     #[test]
     fn a_lost_wifi_link_says_when_the_computer_is_offline() {
-        let mut monitor = Monitor::new(MonitorConfig::default());
         let mut p = phone(A, SnapshotState::Uploading, 1_000);
         p.device.as_mut().unwrap().link = Some(Link::Wifi);
-        monitor.observe(at(0), &obs(vec![p.clone()], vec![process(1)]));
+        let online = obs(vec![p.clone()], vec![process(1)]);
         p.device = None;
         let mut offline = obs(vec![p], vec![process(1)]);
         offline.network_up = Some(false);
-        monitor.observe(at(2), &offline);
-        let (.., f) = monitor.states().into_iter().next().unwrap();
+        let got = check(vec![(0, online), (2, offline)]);
+        let f = &got[1].findings;
         assert_eq!(f[0].cause, Cause::WifiLost);
         assert!(
             f[0].evidence
@@ -1213,7 +951,6 @@ mod tests {
     #[test]
     fn unstucks_own_backup_is_exact_and_its_error_code_names_the_cause() {
         use crate::engine::record::RunState;
-        let mut monitor = Monitor::new(MonitorConfig::default());
         let own = |bytes| BackupProcess {
             name: "unstuck".into(),
             udid: Some(A.into()),
@@ -1227,8 +964,17 @@ mod tests {
             error_code: None,
             updated: at(0),
         });
-        let effects = monitor.observe(at(0), &obs(vec![p.clone()], vec![own(1_000)]));
-        let running = effects
+        let running = obs(vec![p.clone()], vec![own(1_000)]);
+        p.engine = Some(EngineRun {
+            state: RunState::Failed,
+            percent: Some(42.0),
+            bytes: 1_000,
+            error_code: Some(207),
+            updated: at(3),
+        });
+        let got = check(vec![(0, running), (3, obs(vec![p], vec![]))]);
+        let running = got[0]
+            .effects
             .iter()
             .find_map(|e| match e {
                 Effect::StateChanged {
@@ -1240,27 +986,19 @@ mod tests {
             .unwrap();
         assert_eq!(running.percent, Some(42.0));
         assert!(!running.estimated);
-        p.engine = Some(EngineRun {
-            state: RunState::Failed,
-            percent: Some(42.0),
-            bytes: 1_000,
-            error_code: Some(207),
-            updated: at(3),
-        });
-        monitor.observe(at(3), &obs(vec![p], vec![]));
-        let (_, _, state, f) = monitor.states().into_iter().next().unwrap();
+        let state = &got[1].phone;
         assert!(
             matches!(
                 state,
-                PhoneState::Failed {
+                Some(PhoneState::Failed {
                     code: Some(207),
                     ..
-                }
+                })
             ),
             "{state:?}"
         );
-        assert_eq!(f[0].cause, Cause::WrongPassword);
-        assert_eq!(f[0].actions, [Action::EncryptionReset]);
+        assert_eq!(got[1].causes.first(), Some(&Cause::WrongPassword));
+        assert_eq!(got[1].findings[0].actions, [Action::EncryptionReset]);
     }
 
     #[test]

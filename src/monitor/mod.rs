@@ -1,11 +1,14 @@
 //! The monitor: polls every backup (Unstuck's and other tools'), notices a
 //! stall, names its likely cause and decides which notifications to show.
-//! `core` decides from plain observations and a given time; `observe` reads
-//! the world into those observations. Showing notifications and printing
-//! are the shell's (`notify`, `cli`).
+//! `core` is the state machine over plain observations and a given time,
+//! `diagnose` names the causes of a stall or failure and `notices` words and
+//! de-duplicates notifications; `observe` reads the world into observations.
+//! Showing notifications and printing are the shell's (`notify`, `cli`).
 
 pub mod core;
+mod diagnose;
 pub mod model;
+mod notices;
 pub mod observe;
 pub mod shell;
 
