@@ -209,7 +209,7 @@ impl EngineError {
         match self {
             EngineError::Preflight { .. } | EngineError::Busy { .. } => 3,
             EngineError::Device(_) => 4,
-            EngineError::Phone { code, .. } => codes::exit_code(*code),
+            EngineError::Phone { code, .. } => codes::meaning(*code).exit_code,
             EngineError::Stalled { .. } => 5,
             EngineError::NotFinished => 6,
             EngineError::Io { .. } => 7,

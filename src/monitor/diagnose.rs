@@ -168,33 +168,13 @@ pub(super) fn diagnose(
 /// reported one.
 pub(super) fn finding_for_code(code: u64) -> Finding {
     let meaning = crate::engine::codes::meaning(code);
-    let (cause, actions) = match code {
-        207 => (Cause::WrongPassword, vec![Action::EncryptionReset]),
-        105 => (
-            Cause::HostDiskFull,
-            vec![Action::StorageCleanup, Action::RestartBackup],
-        ),
-        208 => (Cause::PasscodeWait, vec![Action::RestartBackup]),
-        205 => (
-            Cause::Leftovers,
-            vec![Action::StorageCleanup, Action::RestartBackup],
-        ),
-        3 => (
-            Cause::Unknown,
-            vec![Action::RestartPhone, Action::RestartBackup],
-        ),
-        _ => (
-            Cause::Unknown,
-            vec![Action::RestartBackup, Action::RestartPhone],
-        ),
-    };
     Finding {
-        cause,
+        cause: meaning.finding,
         evidence: vec![format!(
             "the iPhone ended the backup with error {code}: {}",
             meaning.cause
         )],
-        actions,
+        actions: meaning.actions.to_vec(),
     }
 }
 
