@@ -11,6 +11,8 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
+use crate::stall::StallThresholds;
+
 /// The file written on first run. Every key is here, commented out, at its
 /// default; README's "Configuration" section documents the same keys.
 pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional; remove the leading "# " to change one.
@@ -32,18 +34,20 @@ pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional
 # USBMUXD_SOCKET_ADDRESS environment variable, when set, wins over this.
 # usbmuxd_address = "127.0.0.1:27015"
 
+# When a backup counts as stalled, for Unstuck's own backups and the ones it
+# watches alike: how long each phase may go without progress, in seconds (1 to
+# 86400). Before anything arrives, the same on iOS 16.1 and later (the iPhone
+# may wait for its passcode), while copying files, and while the iPhone finishes.
+[stall]
+# starting_seconds = 180
+# passcode_seconds = 300
+# copying_seconds = 120
+# finishing_seconds = 600
+
 # Unstuck's own backups (unstuck backup).
 [backup]
 # How many times a stalled or unplugged backup is started again (0 to 20).
 # max_restarts = 3
-# How long each phase may go without progress before it counts as stalled, in
-# seconds (1 to 86400): before the iPhone's first message, the same on iOS 16.1
-# and later (the iPhone may wait for its passcode), while copying files, and
-# while the iPhone finishes.
-# first_message_seconds = 180
-# passcode_seconds = 300
-# transfer_stall_seconds = 120
-# finishing_stall_seconds = 600
 # Restart Backup uses Unstuck's own engine. To use the platform's tool instead,
 # give its command; {udid} and {dest} are filled in. For example on macOS:
 # platform_command = ["/System/Library/PrivateFrameworks/MobileDevice.framework/Versions/Current/AppleMobileDeviceHelper.app/Contents/Resources/AppleMobileBackup", "--backup", "--target", "{udid}"]
@@ -53,13 +57,6 @@ pub const DEFAULT_CONFIG: &str = r##"# Unstuck's settings. Every key is optional
 # Seconds between looks while a backup runs, and while none does (1 to 3600).
 # poll_seconds_busy = 2
 # poll_seconds_idle = 60
-# How long a backup may go without progress before it counts as stalled, in
-# seconds (1 to 86400): before anything is written, the same on iOS 16.1 and
-# later (passcode), while copying, and while finishing.
-# starting_stall_seconds = 180
-# passcode_stall_seconds = 300
-# copying_stall_seconds = 120
-# finishing_stall_seconds = 600
 # Remind when a phone has no complete backup for this many days (1 to 365).
 # overdue_days = 7
 # Also notify when a backup completes.
@@ -82,6 +79,29 @@ pub struct Config {
     pub backup: BackupConfig,
     #[serde(default)]
     pub monitor: MonitorSettings,
+    /// The `[stall]` table as written; `Config::parse` resolves it, with the
+    /// old keys, into `stall_thresholds()`.
+    #[serde(default)]
+    pub stall: StallSettings,
+    /// One line per old key read, naming the key to use instead; logged once
+    /// logging is set up.
+    #[serde(skip)]
+    pub deprecated: Vec<String>,
+}
+
+/// The `[stall]` table: each key unset means "the old key's value, or the
+/// default".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StallSettings {
+    #[serde(deserialize_with = "some_seconds")]
+    pub starting_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub passcode_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub copying_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub finishing_seconds: Option<u64>,
 }
 
 /// The `[monitor]` table.
@@ -92,17 +112,23 @@ pub struct MonitorSettings {
     pub poll_seconds_busy: u64,
     #[serde(deserialize_with = "poll_seconds")]
     pub poll_seconds_idle: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub starting_stall_seconds: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub passcode_stall_seconds: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub copying_stall_seconds: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub finishing_stall_seconds: u64,
     #[serde(deserialize_with = "days")]
     pub overdue_days: u64,
     pub notify_completion: bool,
+    /// Old keys, read so that an old file still loads; `[stall]` replaces
+    /// them.
+    #[serde(deserialize_with = "some_seconds")]
+    pub starting_stall_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub passcode_stall_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub copying_stall_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub finishing_stall_seconds: Option<u64>,
+    /// The thresholds `Config::parse` resolved, kept here so that
+    /// `monitor_config` carries them.
+    #[serde(skip)]
+    pub stall: StallThresholds,
 }
 
 impl Default for MonitorSettings {
@@ -111,24 +137,21 @@ impl Default for MonitorSettings {
         MonitorSettings {
             poll_seconds_busy: 2,
             poll_seconds_idle: 60,
-            starting_stall_seconds: c.starting.as_secs() as u64,
-            passcode_stall_seconds: c.passcode.as_secs() as u64,
-            copying_stall_seconds: c.copying.as_secs() as u64,
-            finishing_stall_seconds: c.finishing.as_secs() as u64,
             overdue_days: (c.overdue.as_hours() / 24) as u64,
             notify_completion: c.notify_completion,
+            starting_stall_seconds: None,
+            passcode_stall_seconds: None,
+            copying_stall_seconds: None,
+            finishing_stall_seconds: None,
+            stall: c.stall,
         }
     }
 }
 
 impl MonitorSettings {
     pub fn monitor_config(&self) -> crate::monitor::MonitorConfig {
-        let secs = |n: u64| SignedDuration::from_secs(n as i64);
         crate::monitor::MonitorConfig {
-            starting: secs(self.starting_stall_seconds),
-            passcode: secs(self.passcode_stall_seconds),
-            copying: secs(self.copying_stall_seconds),
-            finishing: secs(self.finishing_stall_seconds),
+            stall: self.stall,
             overdue: SignedDuration::from_hours(24 * self.overdue_days as i64),
             notify_completion: self.notify_completion,
         }
@@ -149,40 +172,29 @@ fn days<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 pub struct BackupConfig {
     #[serde(deserialize_with = "restarts")]
     pub max_restarts: u32,
-    #[serde(deserialize_with = "seconds")]
-    pub first_message_seconds: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub passcode_seconds: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub transfer_stall_seconds: u64,
-    #[serde(deserialize_with = "seconds")]
-    pub finishing_stall_seconds: u64,
     #[serde(default, deserialize_with = "command")]
     pub platform_command: Option<Vec<String>>,
+    /// Old keys, read so that an old file still loads; `[stall]` replaces
+    /// them.
+    #[serde(deserialize_with = "some_seconds")]
+    pub first_message_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub passcode_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub transfer_stall_seconds: Option<u64>,
+    #[serde(deserialize_with = "some_seconds")]
+    pub finishing_stall_seconds: Option<u64>,
 }
 
 impl Default for BackupConfig {
     fn default() -> BackupConfig {
-        let w = crate::engine::WatchdogConfig::default();
         BackupConfig {
             max_restarts: 3,
-            first_message_seconds: w.first_message.as_secs(),
-            passcode_seconds: w.passcode.as_secs(),
-            transfer_stall_seconds: w.transfer.as_secs(),
-            finishing_stall_seconds: w.finishing.as_secs(),
             platform_command: None,
-        }
-    }
-}
-
-impl BackupConfig {
-    pub fn watchdog(&self) -> crate::engine::WatchdogConfig {
-        use std::time::Duration;
-        crate::engine::WatchdogConfig {
-            first_message: Duration::from_secs(self.first_message_seconds),
-            passcode: Duration::from_secs(self.passcode_seconds),
-            transfer: Duration::from_secs(self.transfer_stall_seconds),
-            finishing: Duration::from_secs(self.finishing_stall_seconds),
+            first_message_seconds: None,
+            passcode_seconds: None,
+            transfer_stall_seconds: None,
+            finishing_stall_seconds: None,
         }
     }
 }
@@ -205,8 +217,8 @@ fn command<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Er
     Ok(Some(command))
 }
 
-fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    within(d, 1..=86_400, "1 to 86400 seconds").map(|n| n as u64)
+fn some_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    within(d, 1..=86_400, "1 to 86400 seconds").map(|n| Some(n as u64))
 }
 
 impl Default for Config {
@@ -218,6 +230,8 @@ impl Default for Config {
             usbmuxd_address: None,
             backup: BackupConfig::default(),
             monitor: MonitorSettings::default(),
+            stall: StallSettings::default(),
+            deprecated: Vec::new(),
         }
     }
 }
@@ -231,7 +245,82 @@ impl Config {
                 *root = home.join(rest);
             }
         }
+        config.resolve_stall();
         Ok(config)
+    }
+
+    /// The stall thresholds, for Unstuck's own backups and the monitor.
+    pub fn stall_thresholds(&self) -> StallThresholds {
+        self.monitor.stall
+    }
+
+    /// Resolves each threshold: the `[stall]` key, else the old keys of
+    /// `[backup]` and `[monitor]` (the longer when both are set, so nothing
+    /// counts as stalled sooner than either allowed), else the default. Each
+    /// old key read leaves a line in `deprecated`.
+    fn resolve_stall(&mut self) {
+        let b = &self.backup;
+        let m = &self.monitor;
+        let default = StallThresholds::default();
+        let rows = [
+            (
+                "starting_seconds",
+                self.stall.starting_seconds,
+                ("first_message_seconds", b.first_message_seconds),
+                ("starting_stall_seconds", m.starting_stall_seconds),
+                default.starting,
+            ),
+            (
+                "passcode_seconds",
+                self.stall.passcode_seconds,
+                ("passcode_seconds", b.passcode_seconds),
+                ("passcode_stall_seconds", m.passcode_stall_seconds),
+                default.passcode,
+            ),
+            (
+                "copying_seconds",
+                self.stall.copying_seconds,
+                ("transfer_stall_seconds", b.transfer_stall_seconds),
+                ("copying_stall_seconds", m.copying_stall_seconds),
+                default.copying,
+            ),
+            (
+                "finishing_seconds",
+                self.stall.finishing_seconds,
+                ("finishing_stall_seconds", b.finishing_stall_seconds),
+                ("finishing_stall_seconds", m.finishing_stall_seconds),
+                default.finishing,
+            ),
+        ];
+        let mut resolved = Vec::new();
+        for (new, set, (backup_key, backup), (monitor_key, monitor), default) in rows {
+            for (table, key, value) in [
+                ("backup", backup_key, backup),
+                ("monitor", monitor_key, monitor),
+            ] {
+                if value.is_some() {
+                    self.deprecated.push(format!(
+                        "the config key [{table}] {key} is deprecated: use [stall] {new}{}",
+                        if set.is_some() {
+                            " (it is set, and wins)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            let old = backup.max(monitor);
+            resolved.push(
+                set.or(old)
+                    .map_or(default, |s| SignedDuration::from_secs(s as i64)),
+            );
+        }
+        self.monitor.stall = StallThresholds {
+            starting: resolved[0],
+            passcode: resolved[1],
+            copying: resolved[2],
+            finishing: resolved[3],
+        };
     }
 
     pub fn interrupted_after(&self) -> SignedDuration {
@@ -451,6 +540,70 @@ mod tests {
             Some("--backup")
         );
         assert_eq!(config.monitor, MonitorSettings::default());
+        assert_eq!(config.stall_thresholds(), StallThresholds::default());
+        assert!(config.deprecated.is_empty());
+    }
+
+    /// An old file's stall keys, in `[backup]` and `[monitor]`.
+    const OLD: &str = "[backup]\nfirst_message_seconds = 90\npasscode_seconds = 400\ntransfer_stall_seconds = 45\nfinishing_stall_seconds = 700\n\n[monitor]\nstarting_stall_seconds = 90\npasscode_stall_seconds = 400\ncopying_stall_seconds = 45\nfinishing_stall_seconds = 700\n";
+
+    fn thresholds(text: &str) -> (Vec<i64>, Vec<String>) {
+        let config = Config::parse(text, Path::new("/home/u")).unwrap();
+        let t = config.stall_thresholds();
+        assert_eq!(config.monitor.monitor_config().stall, t);
+        let secs = [t.starting, t.passcode, t.copying, t.finishing]
+            .map(|d| d.as_secs())
+            .to_vec();
+        (secs, config.deprecated)
+    }
+
+    #[test]
+    fn an_old_config_still_loads_to_the_same_values() {
+        let (secs, deprecated) = thresholds(OLD);
+        assert_eq!(secs, [90, 400, 45, 700]);
+        assert_eq!(deprecated.len(), 8, "{deprecated:#?}");
+        for (old, new) in [
+            ("[backup] first_message_seconds", "[stall] starting_seconds"),
+            ("[backup] transfer_stall_seconds", "[stall] copying_seconds"),
+            (
+                "[monitor] passcode_stall_seconds",
+                "[stall] passcode_seconds",
+            ),
+            (
+                "[monitor] finishing_stall_seconds",
+                "[stall] finishing_seconds",
+            ),
+        ] {
+            assert!(
+                deprecated
+                    .iter()
+                    .any(|l| l.contains(old) && l.contains(new)),
+                "{old}: {deprecated:#?}"
+            );
+        }
+        // Only one old table: its values.
+        let monitor_only = &OLD[OLD.find("[monitor]").unwrap()..];
+        assert_eq!(thresholds(monitor_only).0, [90, 400, 45, 700]);
+        // The two disagree: the longer wins, so nothing stalls sooner.
+        let mixed =
+            "[backup]\ntransfer_stall_seconds = 300\n[monitor]\ncopying_stall_seconds = 60\n";
+        assert_eq!(thresholds(mixed).0, [180, 300, 300, 600]);
+        // The new key wins over the old, and the line says so.
+        let both = "[stall]\ncopying_seconds = 30\n[backup]\ntransfer_stall_seconds = 300\n";
+        let (secs, deprecated) = thresholds(both);
+        assert_eq!(secs, [180, 300, 30, 600]);
+        assert!(deprecated[0].contains("wins"), "{deprecated:?}");
+        // None of them: the defaults, and nothing to say.
+        assert_eq!(thresholds("").0, [180, 300, 120, 600]);
+        assert!(thresholds("").1.is_empty());
+        check_err(
+            "[backup]\nfirst_message_seconds = 0\n",
+            &["line 2", "first_message_seconds", "1 to 86400"],
+        );
+        check_err(
+            "[stall]\ncopying_seconds = 90000\n",
+            &["line 2", "copying_seconds", "1 to 86400"],
+        );
     }
 
     #[test]

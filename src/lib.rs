@@ -10,9 +10,11 @@
 //! - `engine`: Unstuck's own backups over mobilebackup2: pre-flight, the
 //!   DeviceLink conversation confined to the phone's folder, a watchdog with
 //!   bounded restarts, the last complete backup kept safe whatever ends a run.
-//! - `monitor`: watches every backup; decides states, causes and notices
-//!   from plain observations (`core`), reads the world (`observe`), loops
-//!   (`shell`).
+//! - `monitor`: watches every backup; decides states from plain observations
+//!   (`core`), names causes (`diagnose`), words notices (`notices`), reads
+//!   the world (`observe`), loops (`shell`).
+//! - `stall`: one vocabulary for stalls — the `Phase`s of a backup and the
+//!   `StallThresholds` the engine's watchdog and the monitor share.
 //! - `process`: which process a PID stands for (start time, program), and
 //!   stopping exactly that one.
 //! - `signals`: Ctrl-C, SIGTERM, SIGHUP (and Windows' console events) as one
@@ -51,6 +53,7 @@ pub mod regular_file;
 pub mod signals;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod stall;
 pub mod synthetic;
 pub mod tray;
 pub mod wire;

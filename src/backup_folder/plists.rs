@@ -60,6 +60,16 @@ impl SnapshotState {
         }
     }
 
+    /// Whether a backup was under way when Status.plist was written
+    /// (uploading, moving or removing). A value Unstuck does not know is not
+    /// taken for one.
+    pub fn is_unfinished(&self) -> bool {
+        matches!(
+            self,
+            SnapshotState::Uploading | SnapshotState::Moving | SnapshotState::Removing
+        )
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             SnapshotState::Uploading => "uploading",

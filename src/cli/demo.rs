@@ -38,8 +38,10 @@ pub fn run(ctx: &Context) -> Result<ExitCode> {
 fn tray(ctx: &Context, scenario: &str, force: bool) -> Result<ExitCode> {
     use std::time::Duration;
 
-    use crate::engine::WatchdogConfig;
+    use jiff::SignedDuration;
+
     use crate::sim::{Sim, Stall};
+    use crate::stall::StallThresholds;
 
     let mut config = crate::sim::scenario(scenario)
         .with_context(|| format!("there is no scenario {scenario:?}"))?;
@@ -69,21 +71,23 @@ fn tray(ctx: &Context, scenario: &str, force: bool) -> Result<ExitCode> {
     );
     // Quick thresholds, so the stall shows within seconds.
     let monitor = crate::monitor::MonitorConfig {
-        starting: jiff::SignedDuration::from_secs(20),
-        passcode: jiff::SignedDuration::from_secs(20),
-        copying: jiff::SignedDuration::from_secs(6),
-        finishing: jiff::SignedDuration::from_secs(20),
+        stall: StallThresholds {
+            starting: SignedDuration::from_secs(20),
+            passcode: SignedDuration::from_secs(20),
+            copying: SignedDuration::from_secs(6),
+            finishing: SignedDuration::from_secs(20),
+        },
         ..Default::default()
     };
     let mut backup = crate::engine::BackupOptions::new(dir.path().to_path_buf());
     backup.check_other_programs = false;
-    backup.watchdog = WatchdogConfig {
-        transfer: Duration::from_secs(4),
-        ..WatchdogConfig::default()
+    backup.stall = StallThresholds {
+        copying: SignedDuration::from_secs(4),
+        ..StallThresholds::default()
     };
     let mut first = backup.clone();
     // The first run's own watchdog waits, so that the tray shows the stall.
-    first.watchdog.transfer = Duration::from_secs(3600);
+    first.stall.copying = SignedDuration::from_secs(3600);
     let on_restart = {
         let sim = sim.clone();
         Box::new(move || sim.update(|c| c.stall = None))
@@ -181,8 +185,9 @@ fn terminal(ctx: &Context) -> Result<ExitCode> {
 fn simulated_backup(dir: &std::path::Path) -> Result<()> {
     use std::time::Duration;
 
-    use crate::engine::{self, BackupEvent, BackupOptions, WatchdogConfig};
+    use crate::engine::{self, BackupEvent, BackupOptions};
     use crate::sim::{Sim, SimConfig, Stall};
+    use crate::stall::StallThresholds;
 
     let mut config = SimConfig::new("00008150-0011223344556677");
     config.device_name = "Demo iPhone".into();
@@ -207,9 +212,9 @@ fn simulated_backup(dir: &std::path::Path) -> Result<()> {
             dir.join("backups").display()
         ));
         let mut options = BackupOptions::new(dir.join("backups"));
-        options.watchdog = WatchdogConfig {
-            transfer: Duration::from_secs(2),
-            ..WatchdogConfig::default()
+        options.stall = StallThresholds {
+            copying: jiff::SignedDuration::from_secs(2),
+            ..StallThresholds::default()
         };
         options.restart_backoff = Duration::from_millis(500);
         options.tick = Duration::from_millis(250);

@@ -204,7 +204,7 @@ impl Context {
         };
         let mut options = crate::engine::BackupOptions::new(dest);
         options.udid = udid;
-        options.watchdog = self.config.backup.watchdog();
+        options.stall = self.config.stall_thresholds();
         options.max_restarts = self.config.backup.max_restarts;
         Ok(options)
     }
@@ -226,6 +226,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         let config = config::load(&config_path, create, &dirs.home)?;
         crate::logging::init(Some(&dirs.log_file()), config.log_level.as_str(), verbose);
         tracing::debug!(config = %config_path.display(), "started");
+        for line in &config.deprecated {
+            tracing::warn!(config = %config_path.display(), "{line}");
+        }
         Ok(Context {
             dirs: dirs.clone(),
             config,

@@ -107,14 +107,9 @@ async fn run_once(
             .and_then(|p| p.folder.as_ref())
             .is_some_and(|f| {
                 f.empty_manifest_plist
-                    || matches!(
-                        f.snapshot_state,
-                        Some(
-                            SnapshotState::Uploading
-                                | SnapshotState::Moving
-                                | SnapshotState::Removing
-                        )
-                    )
+                    || f.snapshot_state
+                        .as_ref()
+                        .is_some_and(SnapshotState::is_unfinished)
             });
         let code = match &state {
             PhoneState::Stalled { .. } => 2,

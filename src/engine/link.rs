@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
 use tokio::time::Instant;
 
 use super::folder::{PhoneFolder, Refused, Use};
-use super::watchdog::Phase;
 use crate::lock;
+use crate::stall::Phase;
 use crate::wire;
 
 /// A file block's codes (DeviceLink's `DL_CODE_*`).
@@ -60,7 +60,7 @@ pub struct Observed {
 impl Observed {
     pub(crate) fn shared() -> Arc<Mutex<Observed>> {
         Arc::new(Mutex::new(Observed {
-            phase: Phase::WaitingForPhone,
+            phase: Phase::Starting,
             last_progress: Instant::now(),
             bytes: 0,
             files: 0,
@@ -211,7 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             // A message Unstuck serves is progress; one it does not is not,
             // so a phone that repeats nonsense still reads as stalled.
             if SERVED.contains(&tag.as_str()) {
-                touch(observed, Phase::WaitingForPhone, 0);
+                touch(observed, Phase::Starting, 0);
             }
             let percent = match tag.as_str() {
                 "DLMessageUploadFiles" => message.get(2),
@@ -229,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                 "DLMessageUploadFiles" => self.upload(folder, observed).await?,
                 "DLMessageGetFreeDiskSpace" => {
                     // The phone asks this early: it has started.
-                    touch(observed, Phase::Transferring, 0);
+                    touch(observed, Phase::Copying, 0);
                     let free = free_space();
                     self.status(0, None, Some(Value::Integer(free.into())))
                         .await?;
@@ -309,7 +309,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             if let Some(p) = percent {
                 let mut o = lock(observed);
                 o.percent = Some(p.min(100.0));
-                if p >= 100.0 && o.phase == Phase::Transferring {
+                if p >= 100.0 && o.phase == Phase::Copying {
                     o.phase = Phase::Finishing;
                 }
             }
@@ -405,7 +405,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             self.stream.write_all(&(n as u32 + 1).to_be_bytes()).await?;
             self.stream.write_u8(CODE_FILE_DATA).await?;
             self.stream.write_all(&self.buffer[..n]).await?;
-            touch(observed, Phase::Transferring, 0);
+            touch(observed, Phase::Copying, 0);
         }
         self.file_block(CODE_SUCCESS, &[]).await?;
         Ok(Ok(()))
@@ -426,7 +426,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         folder: &mut PhoneFolder,
         observed: &Mutex<Observed>,
     ) -> Result<(), LinkError> {
-        touch(observed, Phase::Transferring, 0);
+        touch(observed, Phase::Copying, 0);
         let mut refused: Option<Refused> = None;
         // The first file that could not be written ends the batch.
         let mut failed: Option<(std::path::PathBuf, io::Error)> = None;
@@ -483,7 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                         target = None;
                     }
                     left -= n as u64;
-                    touch(observed, Phase::Transferring, n as u64);
+                    touch(observed, Phase::Copying, n as u64);
                 }
             };
             // Incomplete (the phone gave up on it): dropping the part file

@@ -33,6 +33,7 @@ use crate::backup_folder::{
 };
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
+use crate::stall::{Phase, StallThresholds};
 use folder::PhoneFolder;
 pub use folder::Refused;
 pub use host::{BackupLock, lock_holder, other_backups};
@@ -41,7 +42,7 @@ pub use link::Observed;
 use link::{Link, LinkError};
 use preflight::Problem;
 use snapshot::Snapshot;
-pub use watchdog::{Phase, Stall, WatchdogConfig};
+pub use watchdog::Stall;
 
 /// What to back up, where, and how patiently.
 #[derive(Debug, Clone)]
@@ -54,7 +55,8 @@ pub struct BackupOptions {
     pub full: bool,
     /// Per request to the phone.
     pub deadline: Duration,
-    pub watchdog: WatchdogConfig,
+    /// How long each phase may stay quiet before the attempt is stopped.
+    pub stall: StallThresholds,
     /// Attempts after the first, on a stall or an unplug.
     pub max_restarts: u32,
     /// Wait before restart n: n times this.
@@ -77,7 +79,7 @@ impl BackupOptions {
             dest,
             full: false,
             deadline: device::DEADLINE,
-            watchdog: WatchdogConfig::default(),
+            stall: StallThresholds::default(),
             max_restarts: 3,
             restart_backoff: Duration::from_secs(10),
             reattach_wait: Duration::from_secs(300),
@@ -100,12 +102,14 @@ pub enum BackupEvent {
         protected: bool,
     },
     Progress {
+        #[serde(with = "crate::stall::backup_names")]
         phase: Phase,
         bytes: u64,
         files: u64,
         percent: Option<f64>,
     },
     Stalled {
+        #[serde(with = "crate::stall::backup_names")]
         phase: Phase,
         quiet_secs: u64,
     },
@@ -263,7 +267,7 @@ pub async fn backup_until(
     });
     let work = async {
         write_info_plist(&options.dest, &run.facts).map_err(io_at(&folder))?;
-        let passcode = watchdog::asks_for_passcode(run.facts.ios_version.as_deref());
+        let passcode = crate::stall::asks_for_passcode(run.facts.ios_version.as_deref());
         attempts(addr, &udid, options, passcode, events).await
     };
     let result = tokio::select! {
@@ -508,7 +512,7 @@ async fn attempts(
         }
     }
     Err(EngineError::Stalled {
-        phase: last_stall.unwrap_or(Phase::WaitingForPhone),
+        phase: last_stall.unwrap_or(Phase::Starting),
         attempts: options.max_restarts + 1,
     })
 }
@@ -543,7 +547,7 @@ async fn one_attempt(
     let mut folder = PhoneFolder::new(&options.dest, udid);
     let dest = options.dest.clone();
     let free = options.free_space_override;
-    let mut dog = watchdog::Watchdog::new(options.watchdog, passcode, Instant::now());
+    let mut dog = watchdog::Watchdog::new(options.stall, passcode, Instant::now());
     let run = link.serve(
         &mut folder,
         move || free.unwrap_or_else(|| free_space(&dest)),

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::stall::Phase;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub udid: String,
     pub pid: u32,
     pub state: RunState,
-    pub phase: Option<super::Phase>,
+    #[serde(with = "crate::stall::backup_names::option", default)]
+    pub phase: Option<Phase>,
     pub bytes: u64,
     pub percent: Option<f64>,
     /// The phone's ErrorCode when the run failed with one.
@@ -154,7 +157,7 @@ mod tests {
             udid: "U".into(),
             pid: 7,
             state: RunState::Failed,
-            phase: Some(super::super::Phase::Transferring),
+            phase: Some(Phase::Copying),
             bytes: 10,
             percent: Some(50.0),
             error_code: Some(207),

@@ -12,18 +12,15 @@ use super::diagnose::{Stop, asks_for_passcode, diagnose, expected_bytes, finding
 use super::model::*;
 use super::notices::{self, Shown};
 use crate::backup_folder::SnapshotState;
+use crate::stall::StallThresholds;
 
-/// Thresholds and preferences; defaults documented in README (`[monitor]`).
+/// Thresholds and preferences; defaults documented in README (`[stall]`,
+/// `[monitor]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MonitorConfig {
-    /// A run with nothing written yet may be quiet this long (the phone
-    /// prepares a snapshot).
-    pub starting: SignedDuration,
-    /// The same on iOS 16.1 and later, where the phone may wait for its
-    /// passcode.
-    pub passcode: SignedDuration,
-    pub copying: SignedDuration,
-    pub finishing: SignedDuration,
+    /// How long each phase may stay quiet; a run with nothing written yet
+    /// is `Starting`.
+    pub stall: StallThresholds,
     /// No complete backup for this long is a finding.
     pub overdue: SignedDuration,
     pub notify_completion: bool,
@@ -32,13 +29,20 @@ pub struct MonitorConfig {
 impl Default for MonitorConfig {
     fn default() -> MonitorConfig {
         MonitorConfig {
-            starting: SignedDuration::from_secs(180),
-            passcode: SignedDuration::from_secs(300),
-            copying: SignedDuration::from_secs(120),
-            finishing: SignedDuration::from_secs(600),
+            stall: StallThresholds::default(),
             overdue: SignedDuration::from_hours(24 * 7),
             notify_completion: true,
         }
+    }
+}
+
+/// `actions::restart` reads the thresholds as `config.copying` and the
+/// like; they are the `stall` ones.
+impl std::ops::Deref for MonitorConfig {
+    type Target = StallThresholds;
+
+    fn deref(&self) -> &StallThresholds {
+        &self.stall
     }
 }
 
@@ -263,15 +267,12 @@ fn programs_for<'a>(
     processes: &'a [BackupProcess],
 ) -> Vec<&'a BackupProcess> {
     let folder = phone.folder.as_ref();
-    let unfinished = folder.is_some_and(|f| {
-        matches!(
-            f.snapshot_state,
-            Some(SnapshotState::Uploading | SnapshotState::Moving | SnapshotState::Removing)
-        )
-    });
+    let unfinished = folder
+        .and_then(|f| f.snapshot_state.as_ref())
+        .is_some_and(SnapshotState::is_unfinished);
     let recent = folder
         .and_then(|f| f.last_activity)
-        .is_some_and(|a| now.duration_since(a) <= config.starting);
+        .is_some_and(|a| now.duration_since(a) <= config.stall.starting);
     processes
         .iter()
         .filter(|p| match &p.udid {
@@ -316,10 +317,7 @@ fn step(
     }
 
     let snapshot = folder.and_then(|f| f.snapshot_state.clone());
-    let unfinished = matches!(
-        snapshot,
-        Some(SnapshotState::Uploading | SnapshotState::Moving | SnapshotState::Removing)
-    );
+    let unfinished = snapshot.as_ref().is_some_and(SnapshotState::is_unfinished);
     let programs: Vec<&BackupProcess> = processes.iter().copied().filter(|p| !p.helper).collect();
     let tool = programs
         .first()
@@ -403,16 +401,11 @@ fn step(
     });
     let run_bytes = bytes.saturating_sub(baseline).max(written);
     let phase = match snapshot {
-        Some(SnapshotState::Moving | SnapshotState::Removing) => RunPhase::Finishing,
-        _ if run_bytes == 0 => RunPhase::Starting,
-        _ => RunPhase::Copying,
+        Some(SnapshotState::Moving | SnapshotState::Removing) => Phase::Finishing,
+        _ if run_bytes == 0 => Phase::Starting,
+        _ => Phase::Copying,
     };
-    let threshold = match phase {
-        RunPhase::Starting if asks_for_passcode(phone) => config.starting.max(config.passcode),
-        RunPhase::Starting => config.starting,
-        RunPhase::Copying => config.copying,
-        RunPhase::Finishing => config.finishing,
-    };
+    let threshold = config.stall.for_phase(phase, asks_for_passcode(phone));
     let quiet = now.duration_since(t.last_progress);
     // A phone that went away stalls the run at once: nothing can move.
     let unplugged = saw_device && phone.device.is_none();
@@ -470,7 +463,7 @@ fn step(
 fn stopped(
     t: &Track,
     now: Timestamp,
-    phase: Option<RunPhase>,
+    phase: Option<Phase>,
     was_attached: bool,
     network_up: Option<bool>,
 ) -> Stop {

@@ -16,7 +16,7 @@ use crate::humanize;
 /// or ended unfinished (`phase` none).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Stop {
-    pub phase: Option<RunPhase>,
+    pub phase: Option<Phase>,
     /// Since the run last moved.
     pub quiet: SignedDuration,
     /// How the phone was last reached.
@@ -98,7 +98,7 @@ pub(super) fn diagnose(
             actions: vec![Action::StorageCleanup, Action::RestartBackup],
         });
     }
-    if phase == Some(RunPhase::Starting) && phone.device.is_some() && asks_for_passcode(phone) {
+    if phase == Some(Phase::Starting) && phone.device.is_some() && asks_for_passcode(phone) {
         found.push(Finding {
             cause: Cause::PasscodeWait,
             evidence: vec![format!(
@@ -189,9 +189,7 @@ pub(super) fn expected_bytes(phone: &PhoneObservation) -> Option<u64> {
 }
 
 pub(super) fn asks_for_passcode(phone: &PhoneObservation) -> bool {
-    crate::engine::watchdog::asks_for_passcode(
-        phone.device.as_ref().and_then(|d| d.ios_version.as_deref()),
-    )
+    crate::stall::asks_for_passcode(phone.device.as_ref().and_then(|d| d.ios_version.as_deref()))
 }
 
 /// Release years of the backup programs whose versions are known, and of

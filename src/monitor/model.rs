@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::backup_folder::SnapshotState;
 use crate::device::Link;
+pub use crate::stall::Phase;
+/// `Phase` under the name the tray's tests still use.
+pub use crate::stall::Phase as RunPhase;
 
 /// Everything seen in one poll.
 #[derive(Debug, Clone, Default)]
@@ -113,7 +116,7 @@ pub enum PhoneState {
     Running(Running),
     Stalled {
         since: Timestamp,
-        phase: RunPhase,
+        phase: Phase,
         tool: String,
     },
     Completed {
@@ -142,7 +145,7 @@ impl PhoneState {
 pub struct Running {
     /// The program making the backup, or "unknown".
     pub tool: String,
-    pub phase: RunPhase,
+    pub phase: Phase,
     pub since: Timestamp,
     /// Bytes written in this run.
     pub bytes: u64,
@@ -153,27 +156,6 @@ pub struct Running {
     /// Bytes per second over the recent polls.
     pub rate: f64,
     pub eta_secs: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunPhase {
-    /// Started, nothing written yet: the phone prepares (or waits for its
-    /// passcode).
-    Starting,
-    Copying,
-    /// Status.plist says moving or removing: the phone is wrapping up.
-    Finishing,
-}
-
-impl std::fmt::Display for RunPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RunPhase::Starting => "starting",
-            RunPhase::Copying => "copying files",
-            RunPhase::Finishing => "finishing",
-        })
-    }
 }
 
 /// A cause of trouble, with what shows it and what to do.

@@ -3,11 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use jiff::SignedDuration;
 use tokio::sync::mpsc;
 use unstuck::backup_folder::BackupState;
 use unstuck::device::{DeviceError, MuxAddress};
-use unstuck::engine::{self, BackupEvent, BackupOptions, EngineError, Phase, WatchdogConfig};
+use unstuck::engine::{self, BackupEvent, BackupOptions, EngineError};
 use unstuck::sim::{Sim, SimConfig, SimEvent, Stall};
+use unstuck::stall::{Phase, StallThresholds};
 
 use super::sim::{UDID, config};
 use crate::util;
@@ -17,11 +19,11 @@ use crate::util;
 /// stay well above a busy machine's hiccups (the scripted stalls last 3 s).
 pub fn options(dest: &Path) -> BackupOptions {
     let mut o = BackupOptions::new(dest.to_path_buf());
-    o.watchdog = WatchdogConfig {
-        first_message: Duration::from_secs(1),
-        passcode: Duration::from_secs(1),
-        transfer: Duration::from_secs(1),
-        finishing: Duration::from_secs(1),
+    o.stall = StallThresholds {
+        starting: SignedDuration::from_secs(1),
+        passcode: SignedDuration::from_secs(1),
+        copying: SignedDuration::from_secs(1),
+        finishing: SignedDuration::from_secs(1),
     };
     o.tick = Duration::from_millis(50);
     o.restart_backoff = Duration::from_millis(50);
@@ -183,7 +185,7 @@ async fn stall_waiting_for_the_phone() {
     stall_then_recover(
         |c| c.first_message_delay = Duration::from_secs(3),
         |c| c.first_message_delay = Duration::ZERO,
-        Phase::WaitingForPhone,
+        Phase::Starting,
     )
     .await;
 }
@@ -198,7 +200,7 @@ async fn stall_while_copying() {
             })
         },
         |c| c.stall = None,
-        Phase::Transferring,
+        Phase::Copying,
     )
     .await;
 }
@@ -225,7 +227,7 @@ async fn a_stall_that_never_clears_gives_up_after_the_restarts() {
         matches!(
             err,
             EngineError::Stalled {
-                phase: Phase::WaitingForPhone,
+                phase: Phase::Starting,
                 attempts: 3
             }
         ),
@@ -636,7 +638,7 @@ async fn a_backup_dropped_mid_run_puts_the_last_one_back() {
         });
     });
     let mut o = o;
-    o.watchdog.transfer = Duration::from_secs(60);
+    o.stall.copying = SignedDuration::from_secs(60);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let addr = addr(&sim);
     {
