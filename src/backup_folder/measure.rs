@@ -151,6 +151,15 @@ impl MeasureCache {
     }
 }
 
+/// Free bytes on the volume that holds `path` (a backup root or a phone's
+/// folder), as idevice's own backup delegate tells the phone: the engine's
+/// pre-flight and the phone, the monitor and the fixes all read this one
+/// figure. 0 when it cannot be read.
+pub fn free_space(path: &Path) -> u64 {
+    use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
+    FsBackupDelegate.get_free_disk_space(path)
+}
+
 /// Walks `folder` once and adds up its regular files' lengths. Entries that
 /// cannot be read are passed over: the figure is for display, and the walk
 /// never fails a backup's row.

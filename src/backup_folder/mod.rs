@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-pub use measure::{DiskUsage, MeasureCache, disk_usage};
+pub use measure::{DiskUsage, MeasureCache, disk_usage, free_space};
 pub use plists::SnapshotState;
 pub use roots::{
     BackupRoot, RootOrigin, RootOutcome, RootReport, combine_roots, platform_roots, read_roots,

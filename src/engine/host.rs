@@ -31,19 +31,24 @@ pub(crate) fn backup_program(p: &sysinfo::Process) -> Option<BackupProgram> {
     if p.status() == sysinfo::ProcessStatus::Zombie {
         return None;
     }
-    let name = p.name().to_string_lossy();
-    let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;
     let args: Vec<String> = p
         .cmd()
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    backup_program_named(&p.name().to_string_lossy(), &args)
+}
+
+/// `backup_program` for a live process whose name and command line the
+/// caller has read already (the monitor reads them for other programs too).
+pub(crate) fn backup_program_named(name: &str, args: &[String]) -> Option<BackupProgram> {
+    let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;
     if *program == "pymobiledevice3" && !args.iter().any(|a| a == "backup") {
         return None;
     }
     Some(BackupProgram {
         name: program,
-        udid: named_udid(&args),
+        udid: named_udid(args),
     })
 }
 

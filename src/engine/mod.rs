@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use std::future::Future;
 
-use idevice::mobilebackup2::FsBackupDelegate;
 use plist::{Dictionary, Value};
 use serde::Serialize;
 use thiserror::Error;
@@ -29,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backup_folder::{
-    self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState,
+    self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState, free_space,
 };
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
@@ -37,7 +36,7 @@ use crate::stall::{Phase, StallThresholds};
 use folder::PhoneFolder;
 pub use folder::Refused;
 pub use host::{BackupLock, lock_holder, other_backups};
-pub(crate) use host::{backup_program, named_udid};
+pub(crate) use host::{backup_program, backup_program_named, named_udid};
 pub use link::Observed;
 use link::{Link, LinkError};
 use preflight::Problem;
@@ -437,11 +436,6 @@ fn write_info_plist(dest: &Path, facts: &device::DeviceFacts) -> std::io::Result
     part.commit()
 }
 
-/// Free space for backups under `path`.
-fn free_space(path: &Path) -> u64 {
-    idevice::mobilebackup2::BackupDelegate::get_free_disk_space(&FsBackupDelegate, path)
-}
-
 /// How one attempt ended.
 enum Attempt {
     Reply(Dictionary),
@@ -472,17 +466,7 @@ async fn attempts(
         let (outcome, observed) = one_attempt(addr, udid, options, passcode, events).await;
         match outcome {
             Attempt::Reply(reply) => {
-                let code = reply
-                    .get("ErrorCode")
-                    .and_then(Value::as_unsigned_integer)
-                    .unwrap_or(0);
-                if code != 0 {
-                    let description = reply
-                        .get("ErrorDescription")
-                        .and_then(Value::as_string)
-                        .map(str::to_owned);
-                    return Err(EngineError::Phone { code, description });
-                }
+                phone_error(&reply)?;
                 if !finished(&options.dest.join(udid)) {
                     return Err(EngineError::NotFinished);
                 }
@@ -692,20 +676,26 @@ pub async fn change_password(
             .and_then(Value::as_dictionary)
             .cloned()
             .unwrap_or_default();
-        let code = reply
-            .get("ErrorCode")
-            .and_then(Value::as_unsigned_integer)
-            .unwrap_or(0);
-        return match code {
-            0 => Ok(()),
-            code => Err(EngineError::Phone {
-                code,
-                description: reply
-                    .get("ErrorDescription")
-                    .and_then(Value::as_string)
-                    .map(str::to_owned),
-            }),
-        };
+        return phone_error(&reply);
+    }
+}
+
+/// The phone's final answer: ErrorCode 0 (or none) is success; any other
+/// code is its error, with the description it sent.
+fn phone_error(reply: &Dictionary) -> Result<(), EngineError> {
+    let code = reply
+        .get("ErrorCode")
+        .and_then(Value::as_unsigned_integer)
+        .unwrap_or(0);
+    match code {
+        0 => Ok(()),
+        code => Err(EngineError::Phone {
+            code,
+            description: reply
+                .get("ErrorDescription")
+                .and_then(Value::as_string)
+                .map(str::to_owned),
+        }),
     }
 }
 

@@ -273,7 +273,7 @@ impl Sampler {
             files,
             empty_manifest_plist,
             stale_snapshot: stale_snapshot && !finished,
-            host_free: free_space(path),
+            host_free: Some(crate::backup_folder::free_space(path)),
             last_activity: last_activity.and_then(to_ts),
         }
     }
@@ -308,15 +308,16 @@ impl Sampler {
                     .iter()
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect();
-                let (program, helper, udid) = if let Some(b) = crate::engine::backup_program(p) {
-                    (b.name, false, b.udid)
-                } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
-                    (*h, true, None)
-                } else if name == "unstuck" && args.iter().any(|a| a == "backup") {
-                    ("unstuck", false, crate::engine::named_udid(&args))
-                } else {
-                    return None;
-                };
+                let (program, helper, udid) =
+                    if let Some(b) = crate::engine::backup_program_named(&name, &args) {
+                        (b.name, false, b.udid)
+                    } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
+                        (*h, true, None)
+                    } else if name == "unstuck" && args.iter().any(|a| a == "backup") {
+                        ("unstuck", false, crate::engine::named_udid(&args))
+                    } else {
+                        return None;
+                    };
                 // Only programs known to answer --version harmlessly are asked.
                 let version = if helper || !matches!(program, "idevicebackup2" | "pymobiledevice3")
                 {
@@ -384,11 +385,6 @@ fn list(dir: &Path) -> (u64, u64) {
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .fold((0, 0), |(f, b), m| (f + 1, b + m.len()))
-}
-
-fn free_space(path: &Path) -> Option<u64> {
-    use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
-    Some(FsBackupDelegate.get_free_disk_space(path))
 }
 
 #[cfg(test)]
