@@ -184,6 +184,9 @@ fn io_hint(e: &std::io::Error) -> &'static str {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
             ". Choose a folder you can write to (--dest), or give yourself write permission on it"
         }
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+            ". A file stands where a folder should be: choose a folder with --dest"
+        }
         _ => "",
     }
 }
