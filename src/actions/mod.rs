@@ -13,6 +13,10 @@ pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
     "Turn encryption back on with a new password: unstuck encryption on (or Encryption… in Unstuck's menu).",
 ];
 
+/// The fixes by name; defined with the monitor's plain data, which
+/// recommends them, and used by the menu, notifications and `unstuck fix`.
+pub use crate::monitor::Action;
+
 pub mod network;
 pub mod restart;
 pub mod storage;

@@ -10,23 +10,47 @@ use tokio::sync::mpsc;
 
 use super::Context;
 use super::devices::mux_address;
-use crate::actions::{self, Confirm, network, restart, storage};
+use crate::actions::{self, Action, Confirm, network, restart, storage};
 use crate::device::{self, Link};
 use crate::humanize;
 
-/// Which fix.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Fix {
-    /// Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again.
-    Restart,
-    /// Restart the iPhone (the fix for error 3).
-    RestartIphone,
-    /// Advice for the cable or Wi-Fi, and the Wi-Fi sync switch.
-    Network,
-    /// What takes space, and moving items to the trash.
-    Storage,
-    /// Whether backups are encrypted, and what to do about a forgotten password.
-    Encryption,
+/// The fix's name on the command line, and its help.
+fn cli_name(action: Action) -> (&'static str, &'static str) {
+    match action {
+        Action::RestartBackup => (
+            "restart",
+            "Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again",
+        ),
+        Action::RestartPhone => ("restart-iphone", "Restart the iPhone (the fix for error 3)"),
+        Action::NetworkAdvice => (
+            "network",
+            "Advice for the cable or Wi-Fi, and the Wi-Fi sync switch",
+        ),
+        Action::StorageCleanup => ("storage", "What takes space, and moving items to the trash"),
+        Action::EncryptionReset => (
+            "encryption",
+            "Whether backups are encrypted, and what to do about a forgotten password",
+        ),
+    }
+}
+
+/// `unstuck fix <FIX>` names the same fixes as the menu and the
+/// notifications, in the order the help lists them.
+impl clap::ValueEnum for Action {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Action::RestartBackup,
+            Action::RestartPhone,
+            Action::NetworkAdvice,
+            Action::StorageCleanup,
+            Action::EncryptionReset,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = cli_name(*self);
+        Some(clap::builder::PossibleValue::new(name).help(help))
+    }
 }
 
 /// Options of `unstuck fix`, as typed.
@@ -125,14 +149,14 @@ fn refused(e: restart::RestartError) -> Result<ExitCode> {
     }
 }
 
-pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
+pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
     let mut prompt = Prompt {
         yes: o.yes,
         yes_newest: o.yes_newest,
     };
     let runtime = super::runtime()?;
     match fix {
-        Fix::Restart => {
+        Action::RestartBackup => {
             let addr = mux_address(ctx)?;
             let options = ctx.backup_options(o.udid.clone(), o.dest.clone())?;
             let stuck_after = restart::stuck_after(&ctx.config.monitor.monitor_config());
@@ -192,7 +216,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                 Err(e) => refused(e),
             }
         }
-        Fix::RestartIphone => {
+        Action::RestartPhone => {
             let addr = mux_address(ctx)?;
             match runtime.block_on(restart::restart_phone(
                 &addr,
@@ -206,7 +230,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                 Err(e) => refused(e),
             }
         }
-        Fix::Network => {
+        Action::NetworkAdvice => {
             let addr = mux_address(ctx)?;
             let facts = runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE));
             let (link, wifi_sync, udid) = match &facts {
@@ -240,7 +264,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
-        Fix::Storage => {
+        Action::StorageCleanup => {
             let roots = ctx.root_paths(&o.backup_roots);
             let items =
                 storage::survey(&roots, ctx.now, jiff::SignedDuration::from_hours(24 * 180));
@@ -300,7 +324,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Fix::Encryption => {
+        Action::EncryptionReset => {
             let addr = mux_address(ctx)?;
             let facts =
                 runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE))?;

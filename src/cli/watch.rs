@@ -19,7 +19,6 @@ use crate::humanize;
 use crate::monitor::observe::{AttachedPhones, Sampler};
 use crate::monitor::shell::{self, ShellOptions};
 use crate::monitor::{Effect, Finding, Monitor, PhoneState};
-use crate::notify;
 
 pub fn run(
     ctx: &Context,
@@ -248,6 +247,6 @@ fn write_finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
         f.cause.headline(),
         f.evidence.join("; ")
     )?;
-    let fixes: Vec<&str> = f.actions.iter().map(|a| notify::action_label(*a)).collect();
+    let fixes: Vec<&str> = f.actions.iter().map(|a| a.label()).collect();
     writeln!(out, "    fix: {}", fixes.join(", "))
 }

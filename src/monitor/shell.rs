@@ -39,13 +39,26 @@ pub struct Hooks {
     /// Every phone's summary, sent after each poll that changed one.
     pub summaries: Option<watch::Sender<Vec<PhoneSummary>>>,
     /// The button clicked on a notification: the notice and the button's
-    /// identifier (`notify::action_id`, or `notify::DETAILS`).
+    /// identifier (`Action::id`, or [`DETAILS`]).
     pub answers: Option<mpsc::UnboundedSender<(Notice, String)>>,
     /// Notified to poll at once (after a fix, say).
     pub poll_now: Option<Arc<Notify>>,
     /// Why phones cannot be seen (usbmuxd unreachable), or `None` while
     /// they can.
     pub devices: Option<watch::Sender<Option<String>>>,
+}
+
+/// The button identifier of "Details" on a monitor notice.
+pub const DETAILS: &str = "details";
+
+/// A monitor notice as a notification: its fixes (two at most, as buttons
+/// that report the fix's id) and Details.
+pub fn notice_message(notice: &Notice) -> Message {
+    let mut m = Message::new(&notice.title, &notice.body);
+    for action in notice.actions.iter().take(2) {
+        m = m.button(action.id(), action.label());
+    }
+    m.button(DETAILS, "Details")
 }
 
 /// How long a notification's buttons are listened to.
@@ -96,7 +109,7 @@ pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effe
                 let notice = notice.clone();
                 let answers = hooks.answers.clone();
                 tokio::spawn(async move {
-                    let shown = notifier.post(&Message::from_notice(&notice)).await;
+                    let shown = notifier.post(&notice_message(&notice)).await;
                     if let (Ok(shown), Some(answers)) = (shown, answers)
                         && let Some(button) = shown.answer(ANSWER_WAIT).await
                     {

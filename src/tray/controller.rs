@@ -259,28 +259,24 @@ impl Controller {
     }
 
     async fn answer(&mut self, notice: &Notice, button: &str) {
-        if button == notify::DETAILS {
+        if button == shell::DETAILS {
             if let Some(p) = self.phone(Some(&notice.udid)) {
                 self.post(messages::details(p)).await;
             }
             return;
         }
-        let command = match notify::action_from_id(button) {
-            Some(Action::RestartBackup) => Command::BackUp,
-            Some(Action::NetworkAdvice) => Command::NetworkAdvice,
-            Some(Action::StorageCleanup) => Command::StorageCleanup,
-            Some(Action::EncryptionReset) => Command::Encryption,
-            Some(Action::RestartPhone) => Command::RestartPhone,
-            None => return,
+        let Some(action) = Action::from_id(button) else {
+            return;
         };
-        self.run(command, Some(notice.udid.clone())).await;
+        self.run(Command::Fix(action), Some(notice.udid.clone()))
+            .await;
     }
 
     async fn run(&mut self, command: Command, udid: Option<String>) {
         let addr = self.setup.shell.usbmuxd.clone();
         match command {
-            Command::BackUp => self.back_up(udid).await,
-            Command::NetworkAdvice => {
+            Command::Fix(Action::RestartBackup) => self.back_up(udid).await,
+            Command::Fix(Action::NetworkAdvice) => {
                 let detaches = self.phone(udid.as_deref()).map_or(0, |p| p.recent_detaches);
                 let name = self.name(udid.as_deref());
                 let (notifier, addr) = (self.notifier.clone(), addr);
@@ -288,12 +284,12 @@ impl Controller {
                     network_advice(&notifier, addr, udid, name, detaches).await;
                 });
             }
-            Command::StorageCleanup => {
+            Command::Fix(Action::StorageCleanup) => {
                 let (notifier, roots, addr) =
                     (self.notifier.clone(), self.setup.shell.roots.clone(), addr);
                 tokio::spawn(async move { storage_cleanup(&notifier, roots, addr, udid).await });
             }
-            Command::Encryption => {
+            Command::Fix(Action::EncryptionReset) => {
                 let Some(addr) = addr else { return };
                 let notifier = self.notifier.clone();
                 tokio::spawn(async move {
@@ -305,7 +301,7 @@ impl Controller {
                     let _ = notifier.post(&message).await;
                 });
             }
-            Command::RestartPhone => {
+            Command::Fix(Action::RestartPhone) => {
                 let Some(addr) = addr else { return };
                 let notifier = self.notifier.clone();
                 tokio::spawn(async move {

@@ -9,7 +9,7 @@ use crate::actions::{self, network::Advice, storage, storage::Item};
 use crate::device::DeviceFacts;
 use crate::humanize;
 use crate::monitor::PhoneSummary;
-use crate::notify::{self, Message};
+use crate::notify::Message;
 
 pub const WIFI_SYNC_ON: &str = "wifi-sync-on";
 pub const TRASH_LEFTOVERS: &str = "trash-leftovers";
@@ -106,7 +106,7 @@ pub fn details(phone: &PhoneSummary) -> Message {
     let mut lines = Vec::new();
     for f in &phone.findings {
         lines.push(format!("{}: {}", f.cause.headline(), f.evidence.join("; ")));
-        let fixes: Vec<&str> = f.actions.iter().map(|a| notify::action_label(*a)).collect();
+        let fixes: Vec<&str> = f.actions.iter().map(|a| a.label()).collect();
         if !fixes.is_empty() {
             lines.push(format!("  Fix: {}", fixes.join(", ")));
         }
