@@ -40,30 +40,3 @@ pub trait Confirm {
         self.confirm(question)
     }
 }
-
-/// Answers from a fixed list, in order, then no; records what was asked.
-#[derive(Debug, Default)]
-pub struct Scripted {
-    pub answers: Vec<bool>,
-    pub asked: Vec<String>,
-}
-
-impl Scripted {
-    pub fn new(answers: &[bool]) -> Scripted {
-        Scripted {
-            answers: answers.to_vec(),
-            asked: Vec::new(),
-        }
-    }
-}
-
-impl Confirm for Scripted {
-    fn confirm(&mut self, question: &str) -> bool {
-        self.asked.push(question.to_owned());
-        if self.answers.is_empty() {
-            false
-        } else {
-            self.answers.remove(0)
-        }
-    }
-}
