@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 use winit::event_loop::EventLoopProxy;
 
 use super::app::UiEvent;
@@ -19,7 +19,7 @@ use crate::actions::restart::{RestartError, Restarted};
 use crate::actions::{Action, Confirm, network, restart, storage};
 use crate::device::{self, MuxAddress};
 use crate::engine::{self, BackupOptions};
-use crate::monitor::shell::{self, Hooks, ShellOptions};
+use crate::monitor::shell::{self, MonitorEvent, ShellOptions};
 use crate::monitor::{Notice, PhoneSummary};
 use crate::notify::{self, Message, Notifier};
 
@@ -82,20 +82,12 @@ pub async fn run(
     mut clicks: mpsc::UnboundedReceiver<String>,
     mut ready: mpsc::UnboundedReceiver<()>,
 ) {
-    let (effects_tx, mut effects_rx) = mpsc::unbounded_channel();
-    let (summaries_tx, mut summaries) = watch::channel(Vec::new());
-    let (devices_tx, mut devices) = watch::channel(None);
-    let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    let (monitor_tx, mut monitor) = mpsc::unbounded_channel();
     let poll_now = Arc::new(Notify::new());
-    tokio::spawn(shell::run_with(
+    tokio::spawn(shell::run(
         setup.shell.clone(),
-        effects_tx,
-        Hooks {
-            summaries: Some(summaries_tx),
-            answers: Some(answers_tx),
-            poll_now: Some(poll_now.clone()),
-            devices: Some(devices_tx),
-        },
+        monitor_tx,
+        poll_now.clone(),
     ));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let setup_usbmuxd = setup.shell.usbmuxd.clone();
@@ -160,17 +152,20 @@ pub async fn run(
     loop {
         c.show(&ui);
         tokio::select! {
-            Ok(()) = summaries.changed() => {
-                c.phones = summaries.borrow_and_update().clone();
-            }
-            Ok(()) = devices.changed() => {
-                c.no_devices = devices.borrow_and_update().clone();
-            }
-            Some(effect) = effects_rx.recv() => {
-                if let crate::monitor::Effect::StateChanged { .. } = effect {
-                    tracing::debug!(?effect, "state changed");
+            Some(event) = monitor.recv() => match event {
+                MonitorEvent::Summaries(phones) => c.phones = phones,
+                MonitorEvent::Devices(why) => c.no_devices = why,
+                MonitorEvent::Effect(effect) => {
+                    if let crate::monitor::Effect::StateChanged { .. } = effect {
+                        tracing::debug!(?effect, "state changed");
+                    }
                 }
-            }
+                MonitorEvent::Answer { notice, button } => {
+                    tracing::info!(button, udid = notice.udid, "notification button");
+                    c.answer(&notice, &button).await;
+                    poll_now.notify_one();
+                }
+            },
             Some(id) = clicks.recv() => {
                 let Some(command) = Command::from_id(&id) else { continue };
                 tracing::info!(command = id, "menu");
@@ -179,11 +174,6 @@ pub async fn run(
                 }
                 let udid = view::focus(&c.phones).map(|p| p.udid.clone());
                 c.run(command, udid).await;
-                poll_now.notify_one();
-            }
-            Some((notice, button)) = answers.recv() => {
-                tracing::info!(button, udid = notice.udid, "notification button");
-                c.answer(&notice, &button).await;
                 poll_now.notify_one();
             }
             Some(()) = ready.recv() => {
