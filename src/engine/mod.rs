@@ -239,6 +239,16 @@ pub async fn backup(
     backup_until(addr, options, events, std::future::pending()).await
 }
 
+/// [`backup`] of the phone whose `facts` the caller has just read.
+pub async fn backup_of(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    facts: device::DeviceFacts,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+) -> Result<BackupReport, EngineError> {
+    backup_run(addr, options, Some(facts), events, std::future::pending()).await
+}
+
 /// [`backup`], stopped when `stop` completes (with what stopped it: a
 /// signal's name, "Quit"). However it ends, the last complete backup is back
 /// in place, the lock is released and no `.unstuck-*` file is left.
@@ -248,10 +258,20 @@ pub async fn backup_until(
     events: &mpsc::UnboundedSender<BackupEvent>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<BackupReport, EngineError> {
+    backup_run(addr, options, None, events, stop).await
+}
+
+async fn backup_run(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    known: Option<device::DeviceFacts>,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+    stop: impl Future<Output = &'static str>,
+) -> Result<BackupReport, EngineError> {
     tokio::pin!(stop);
     let started = Instant::now();
     let run = tokio::select! {
-        run = prepare(addr, options) => run?,
+        run = prepare(addr, options, known) => run?,
         what = &mut stop => return Err(EngineError::Interrupted(what)),
     };
     // `run` lives to the end: dropped early (a cancelled future), its
@@ -315,8 +335,17 @@ struct Prepared {
 
 /// Everything before the first byte moves: the phone's facts, the lock, a
 /// snapshot a killed run left put back, pre-flight, the new snapshot.
-async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared, EngineError> {
-    let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
+/// `known`: the phone's facts when the caller has just read them (a
+/// restart reads them to find what is stuck), so they are not read twice.
+async fn prepare(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    known: Option<device::DeviceFacts>,
+) -> Result<Prepared, EngineError> {
+    let facts = match known {
+        Some(facts) => facts,
+        None => device::facts(addr, options.udid.as_deref(), options.deadline).await?,
+    };
     let udid = facts.udid.clone();
     if !device::valid_udid(&udid) {
         return Err(EngineError::Refused(Refused {
@@ -436,8 +465,9 @@ fn write_info_plist(dest: &Path, facts: &device::DeviceFacts) -> std::io::Result
     part.commit()
 }
 
-/// Free space for backups under `path`.
-fn free_space(path: &Path) -> u64 {
+/// Free space for backups under `path`: what pre-flight weighs, and what
+/// the storage fix shows per backup folder.
+pub fn free_space(path: &Path) -> u64 {
     idevice::mobilebackup2::BackupDelegate::get_free_disk_space(&FsBackupDelegate, path)
 }
 
