@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::monitor::{Action, Notice};
-
 /// How long one notification may take to be accepted.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -46,24 +44,12 @@ impl Message {
         self.buttons.push((id.to_owned(), label.to_owned()));
         self
     }
-
-    /// A monitor notice with its fixes (two at most) and Details.
-    pub fn from_notice(notice: &Notice) -> Message {
-        let mut m = Message::new(&notice.title, &notice.body);
-        for action in notice.actions.iter().take(2) {
-            m = m.button(action_id(*action), action_label(*action));
-        }
-        m.button(DETAILS, "Details")
-    }
 }
 
 /// Whether this platform's notifications report which button was clicked
 /// (the freedesktop servers do; on macOS and Windows notify-rust does not
 /// here).
 pub const ANSWERS: bool = cfg!(all(unix, not(target_os = "macos")));
-
-/// The button identifier of "Details" on a monitor notice.
-pub const DETAILS: &str = "details";
 
 /// A shown notification, whose button the user may click later.
 pub struct Shown {
@@ -105,11 +91,6 @@ pub struct Notifier {
 impl Notifier {
     pub fn new() -> Notifier {
         Notifier::default()
-    }
-
-    /// Shows `notice` with its action buttons; returns within the time-out.
-    pub async fn show(&self, notice: &Notice) -> Result<(), NotifyError> {
-        self.post(&Message::from_notice(notice)).await.map(drop)
     }
 
     /// Shows `message`; returns within the time-out, with a handle to hear
@@ -164,38 +145,4 @@ async fn show_async(n: &notify_rust::Notification) -> Result<Shown, String> {
         .await
         .map_err(|e| e.to_string())??;
     Ok(Shown {})
-}
-
-/// The identifier a notification button reports when clicked.
-pub fn action_id(action: Action) -> &'static str {
-    match action {
-        Action::RestartBackup => "restart-backup",
-        Action::NetworkAdvice => "network-advice",
-        Action::StorageCleanup => "storage-cleanup",
-        Action::EncryptionReset => "encryption-reset",
-        Action::RestartPhone => "restart-phone",
-    }
-}
-
-/// The action a button identifier stands for.
-pub fn action_from_id(id: &str) -> Option<Action> {
-    [
-        Action::RestartBackup,
-        Action::NetworkAdvice,
-        Action::StorageCleanup,
-        Action::EncryptionReset,
-        Action::RestartPhone,
-    ]
-    .into_iter()
-    .find(|a| action_id(*a) == id)
-}
-
-pub fn action_label(action: Action) -> &'static str {
-    match action {
-        Action::RestartBackup => "Restart Backup",
-        Action::NetworkAdvice => "Network Advice",
-        Action::StorageCleanup => "Storage Clean-up",
-        Action::EncryptionReset => "Encryption",
-        Action::RestartPhone => "Restart iPhone",
-    }
 }

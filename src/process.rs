@@ -233,9 +233,14 @@ mod platform {
 
     impl Handle {
         pub fn open(pid: u32) -> Result<Handle, OpenError> {
+            if super::look(pid).is_none() {
+                return Err(OpenError::Gone);
+            }
             Ok(Handle { pid })
         }
 
+        /// On Windows there is no SIGTERM: `send` falls back to ending the
+        /// process (TerminateProcess) at once.
         pub fn terminate(&self) -> io::Result<()> {
             self.send(Signal::Term)
         }

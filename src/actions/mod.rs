@@ -13,6 +13,10 @@ pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
     "Turn encryption back on with a new password: unstuck encryption on (or Encryption… in Unstuck's menu).",
 ];
 
+/// The fixes by name; defined with the monitor's plain data, which
+/// recommends them, and used by the menu, notifications and `unstuck fix`.
+pub use crate::monitor::Action;
+
 pub mod network;
 pub mod restart;
 pub mod storage;
@@ -34,32 +38,5 @@ pub trait Confirm {
     /// says why, can give it; no flag answers it.
     fn confirm_unsure(&mut self, question: &str) -> bool {
         self.confirm(question)
-    }
-}
-
-/// Answers from a fixed list, in order, then no; records what was asked.
-#[derive(Debug, Default)]
-pub struct Scripted {
-    pub answers: Vec<bool>,
-    pub asked: Vec<String>,
-}
-
-impl Scripted {
-    pub fn new(answers: &[bool]) -> Scripted {
-        Scripted {
-            answers: answers.to_vec(),
-            asked: Vec::new(),
-        }
-    }
-}
-
-impl Confirm for Scripted {
-    fn confirm(&mut self, question: &str) -> bool {
-        self.asked.push(question.to_owned());
-        if self.answers.is_empty() {
-            false
-        } else {
-            self.answers.remove(0)
-        }
     }
 }

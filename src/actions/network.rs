@@ -1,10 +1,11 @@
 //! Network advice built from facts: how the phone is attached, its Wi-Fi
 //! sync switch, how often it dropped lately, and whether this computer is
-//! online. The first item is the most likely fix.
+//! online. The first item is the most likely fix. [`gather`] reads the
+//! phone once for the menu and `unstuck fix network`; [`advise`] is pure.
 
 use serde::Serialize;
 
-use crate::device::Link;
+use crate::device::{self, Link, MuxAddress};
 
 /// What the advice is built from.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,40 @@ fn say(text: impl Into<String>) -> Advice {
     Advice {
         text: text.into(),
         toggle_wifi_sync: None,
+    }
+}
+
+/// What the network fix found: the phone (when one answered) and the advice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkAdvice {
+    /// The phone that answered, to turn its Wi-Fi sync switch.
+    pub udid: Option<String>,
+    pub link: Option<Link>,
+    pub advice: Vec<Advice>,
+}
+
+/// Reads the phone's facts (when `addr` is given) and advises; a phone that
+/// does not answer counts as not attached.
+pub async fn gather(
+    addr: Option<&MuxAddress>,
+    udid: Option<&str>,
+    recent_detaches: u32,
+) -> NetworkAdvice {
+    let facts = match addr {
+        Some(addr) => device::facts(addr, udid, device::DEADLINE).await.ok(),
+        None => None,
+    };
+    let link = facts.as_ref().map(|f| f.link);
+    let advice = advise(&Inputs {
+        link,
+        wifi_sync: facts.as_ref().and_then(|f| f.wifi_sync),
+        recent_detaches,
+        network_up: None,
+    });
+    NetworkAdvice {
+        udid: facts.map(|f| f.udid),
+        link,
+        advice,
     }
 }
 

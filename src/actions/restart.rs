@@ -36,6 +36,12 @@ pub enum RestartError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// The platform's own backup tool could not be started.
+    #[error("cannot run platform_command {program:?}: {source}")]
+    Command {
+        program: String,
+        source: std::io::Error,
+    },
 }
 
 /// How long a backup folder may go unwritten before its backup counts as
@@ -52,20 +58,49 @@ pub fn stuck_after(config: &MonitorConfig) -> SignedDuration {
     .unwrap_or(config.finishing)
 }
 
-/// Stops other backup programs working for the phone (after a yes each),
-/// moves the leftovers that make the phone fail to the trash, and backs up
-/// with Unstuck's engine. `stuck_after`: see [`stuck_after`].
-pub async fn restart_backup(
+/// How a restart ended.
+#[derive(Debug)]
+pub enum Restarted {
+    /// Unstuck's engine made the backup.
+    Backup(BackupReport),
+    /// The platform's own tool ran instead (`[backup] platform_command`)
+    /// and ended so.
+    Command {
+        program: String,
+        status: std::process::ExitStatus,
+    },
+}
+
+/// The restart, end to end, as the menu, a notification button and
+/// `unstuck fix restart` run it: reads the phone's facts once, stops other
+/// backup programs working for it (after a yes each), moves the leftovers
+/// that make the phone fail to the trash, and backs up with Unstuck's engine
+/// — or runs `platform_command` when the config names one. `stuck_after`:
+/// see [`stuck_after`].
+pub async fn restart(
     addr: &MuxAddress,
     options: &BackupOptions,
     stuck_after: SignedDuration,
+    platform_command: Option<&[String]>,
     confirm: &mut dyn Confirm,
     events: &mpsc::UnboundedSender<BackupEvent>,
-) -> Result<BackupReport, RestartError> {
-    let udid = prepare(addr, options, stuck_after, confirm).await?;
+) -> Result<Restarted, RestartError> {
+    let facts = prepare(addr, options, stuck_after, confirm).await?;
+    if let Some(command) = platform_command {
+        let program = command.first().cloned().unwrap_or_default();
+        let status = run_platform_command(command, &facts.udid, &options.dest)
+            .await
+            .map_err(|source| RestartError::Command {
+                program: program.clone(),
+                source,
+            })?;
+        return Ok(Restarted::Command { program, status });
+    }
     let mut options = options.clone();
-    options.udid = Some(udid);
-    Ok(engine::backup(addr, &options, events).await?)
+    options.udid = Some(facts.udid.clone());
+    Ok(Restarted::Backup(
+        engine::backup_of(addr, &options, facts, events).await?,
+    ))
 }
 
 /// A backup program that may be the stuck one.
@@ -188,13 +223,13 @@ pub fn judge(suspect: &Suspect, scene: &Scene) -> Verdict {
 }
 
 /// What every restart does first: stop what is stuck (after a yes) and clear
-/// the leftovers that make the phone fail. Returns the phone's UDID.
-pub async fn prepare(
+/// the leftovers that make the phone fail. Returns the phone's facts.
+async fn prepare(
     addr: &MuxAddress,
     options: &BackupOptions,
     stuck_after: SignedDuration,
     confirm: &mut dyn Confirm,
-) -> Result<String, RestartError> {
+) -> Result<device::DeviceFacts, RestartError> {
     let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
     let udid = facts.udid.clone();
     let phones = match device::list(addr, options.deadline).await {
@@ -249,19 +284,12 @@ pub async fn prepare(
             Stopped::StillRunning => return Err(RestartError::StillRunning { name, pid }),
         }
     }
-    let leftovers: Vec<storage::Item> = storage::survey(
-        std::slice::from_ref(&options.dest),
-        Timestamp::now(),
-        SignedDuration::from_hours(24 * 365 * 10),
-    )
-    .into_iter()
-    .filter(|i| i.udid.as_deref() == Some(udid.as_str()))
-    .filter(|i| i.kind.clears_a_refusal())
-    .collect();
-    for item in &leftovers {
+    // Only this phone's folder: it is where the next backup writes, and
+    // what the phone refuses while a leftover sits in it.
+    for item in &storage::refusals(&options.dest, &udid, Timestamp::now()) {
         storage::move_to_trash(item, confirm)?;
     }
-    Ok(udid)
+    Ok(facts)
 }
 
 /// Other tools' backup programs running now, with who they are.
@@ -305,7 +333,7 @@ fn running_programs() -> Vec<Suspect> {
 /// command from the config file (`[backup] platform_command`), with
 /// `{udid}` and `{dest}` filled in. Its flags are configuration, not
 /// something Unstuck knows for certain.
-pub async fn run_platform_command(
+async fn run_platform_command(
     command: &[String],
     udid: &str,
     dest: &std::path::Path,
@@ -323,6 +351,33 @@ pub async fn run_platform_command(
         .await
 }
 
+/// A restart of the iPhone, asked about but not yet done: the question is
+/// a value, so the tray asks it as a notification and the CLI at a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRestart {
+    pub udid: String,
+    pub question: String,
+}
+
+/// Reads the phone's facts and words the question for restarting it.
+pub async fn plan_phone_restart(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+) -> Result<PhoneRestart, RestartError> {
+    let facts = device::facts(addr, udid, device::DEADLINE).await?;
+    let name = facts.name.unwrap_or_else(|| "the iPhone".into());
+    Ok(PhoneRestart {
+        udid: facts.udid,
+        question: format!("Restart {name} now? It will be away for a minute."),
+    })
+}
+
+/// Restarts the phone `plan` names; the yes was given to its question.
+pub async fn carry_out(addr: &MuxAddress, plan: &PhoneRestart) -> Result<(), RestartError> {
+    device::restart_phone(addr, Some(&plan.udid), device::DEADLINE).await?;
+    Ok(())
+}
+
 /// Restarts the iPhone (the fix for error 3, and often for a phone that
 /// stopped answering), after a yes.
 pub async fn restart_phone(
@@ -330,15 +385,11 @@ pub async fn restart_phone(
     udid: Option<&str>,
     confirm: &mut dyn Confirm,
 ) -> Result<(), RestartError> {
-    let facts = device::facts(addr, udid, device::DEADLINE).await?;
-    let name = facts.name.unwrap_or_else(|| "the iPhone".into());
-    if !confirm.confirm(&format!(
-        "Restart {name} now? It will be away for a minute."
-    )) {
+    let plan = plan_phone_restart(addr, udid).await?;
+    if !confirm.confirm(&plan.question) {
         return Err(RestartError::Declined);
     }
-    device::restart_phone(addr, Some(&facts.udid), device::DEADLINE).await?;
-    Ok(())
+    carry_out(addr, &plan).await
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::Confirm;
 use crate::backup_folder::{
     self, Backup, BackupState, Interruption, LeftoverKind, MeasureCache, ReadOptions,
 };
-use crate::device::DeviceFacts;
+use crate::device::{self, DeviceFacts, MuxAddress};
 use crate::humanize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,6 +128,75 @@ pub fn survey(roots: &[PathBuf], now: Timestamp, forgotten_after: SignedDuration
         live.extend(running);
     }
     decide(&backups, &engine, &live, now, forgotten_after)
+}
+
+/// The leftovers in `<dest>/<udid>` that make the phone refuse or fail its
+/// next backup: what a restart clears. Reads that folder alone; nothing
+/// while a live run holds the phone's lock.
+pub fn refusals(dest: &Path, udid: &str, now: Timestamp) -> Vec<Item> {
+    let folder = dest.join(udid);
+    if !folder.is_dir() {
+        return Vec::new();
+    }
+    let options = ReadOptions {
+        now,
+        active_window: SignedDuration::from_mins(10),
+    };
+    let backup = backup_folder::read_backup(&folder, options, &mut MeasureCache::in_memory());
+    let live: Vec<PathBuf> = crate::engine::lock_holder(dest, udid)
+        .map(|_| folder.clone())
+        .into_iter()
+        .collect();
+    // Leftovers are never "the newest data", so how long ago counts as
+    // forgotten does not matter here.
+    decide(&[backup], &[], &live, now, FORGOTTEN_AFTER)
+        .into_iter()
+        .filter(|i| i.kind.clears_a_refusal())
+        .collect()
+}
+
+/// What the storage fix shows: free space per backup folder, what could be
+/// moved to the trash, and hints for the phone's own space and iCloud.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageReport {
+    /// Each backup folder that exists, with the free space on its volume.
+    pub free: Vec<(PathBuf, u64)>,
+    pub items: Vec<Item>,
+    pub hints: Vec<String>,
+}
+
+/// How long a phone may go without a backup before its backups are listed
+/// as forgotten.
+pub const FORGOTTEN_AFTER: SignedDuration = SignedDuration::from_hours(24 * 180);
+
+/// The storage fix's report, gathered once for the menu and `unstuck fix
+/// storage`: the folders are read off the async workers, and the phone's
+/// facts (when `addr` is given and a phone answers) add its hints.
+pub async fn report(
+    roots: &[PathBuf],
+    now: Timestamp,
+    addr: Option<&MuxAddress>,
+    udid: Option<&str>,
+) -> StorageReport {
+    let surveyed = roots.to_vec();
+    let read = tokio::task::spawn_blocking(move || {
+        let free = surveyed
+            .iter()
+            .filter(|r| r.exists())
+            .map(|r| (r.clone(), crate::engine::free_space(r)))
+            .collect();
+        (free, survey(&surveyed, now, FORGOTTEN_AFTER))
+    })
+    .await;
+    let (free, items) = read.unwrap_or_default();
+    let mut hints = Vec::new();
+    if let Some(addr) = addr
+        && let Ok(facts) = device::facts(addr, udid, device::DEADLINE).await
+    {
+        hints.extend(phone_hints(&facts));
+        hints.extend(icloud_hint(&facts));
+    }
+    StorageReport { free, items, hints }
 }
 
 /// The folders stopped Unstuck backups left in `root`, and the backup

@@ -199,7 +199,7 @@ impl View {
 }
 
 /// What `unstuck encryption` does.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EncryptionAction {
     /// Say whether backups of the iPhone are encrypted.
     Status,
@@ -242,6 +242,18 @@ pub fn encryption(
                 );
             }
             (None, Some(passwords.new_password()?))
+        }
+        EncryptionAction::Off | EncryptionAction::Change if encrypted == Some(false) => {
+            // Asking for a password here would end in the phone's 207 and
+            // advice to reset the phone's settings, all for nothing.
+            bail!(
+                "backups of {name} are not encrypted, so there is no password to {}; `unstuck encryption on` turns encryption on",
+                if action == EncryptionAction::Off {
+                    "turn off"
+                } else {
+                    "change"
+                }
+            );
         }
         EncryptionAction::Off => (Some(passwords.ask("Current backup password: ")?), None),
         EncryptionAction::Change => {

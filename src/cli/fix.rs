@@ -10,23 +10,48 @@ use tokio::sync::mpsc;
 
 use super::Context;
 use super::devices::mux_address;
-use crate::actions::{self, Confirm, network, restart, storage};
+use crate::actions::restart::Restarted;
+use crate::actions::{self, Action, Confirm, network, restart, storage};
 use crate::device::{self, Link};
 use crate::humanize;
 
-/// Which fix.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Fix {
-    /// Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again.
-    Restart,
-    /// Restart the iPhone (the fix for error 3).
-    RestartIphone,
-    /// Advice for the cable or Wi-Fi, and the Wi-Fi sync switch.
-    Network,
-    /// What takes space, and moving items to the trash.
-    Storage,
-    /// Whether backups are encrypted, and what to do about a forgotten password.
-    Encryption,
+/// The fix's name on the command line, and its help.
+fn cli_name(action: Action) -> (&'static str, &'static str) {
+    match action {
+        Action::RestartBackup => (
+            "restart",
+            "Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again",
+        ),
+        Action::RestartPhone => ("restart-iphone", "Restart the iPhone (the fix for error 3)"),
+        Action::NetworkAdvice => (
+            "network",
+            "Advice for the cable or Wi-Fi, and the Wi-Fi sync switch",
+        ),
+        Action::StorageCleanup => ("storage", "What takes space, and moving items to the trash"),
+        Action::EncryptionReset => (
+            "encryption",
+            "Whether backups are encrypted, and what to do about a forgotten password",
+        ),
+    }
+}
+
+/// `unstuck fix <FIX>` names the same fixes as the menu and the
+/// notifications, in the order the help lists them.
+impl clap::ValueEnum for Action {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Action::RestartBackup,
+            Action::RestartPhone,
+            Action::NetworkAdvice,
+            Action::StorageCleanup,
+            Action::EncryptionReset,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let (name, help) = cli_name(*self);
+        Some(clap::builder::PossibleValue::new(name).help(help))
+    }
 }
 
 /// Options of `unstuck fix`, as typed.
@@ -125,43 +150,18 @@ fn refused(e: restart::RestartError) -> Result<ExitCode> {
     }
 }
 
-pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
+pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
     let mut prompt = Prompt {
         yes: o.yes,
         yes_newest: o.yes_newest,
     };
     let runtime = super::runtime()?;
     match fix {
-        Fix::Restart => {
+        Action::RestartBackup => {
             let addr = mux_address(ctx)?;
             let options = ctx.backup_options(o.udid.clone(), o.dest.clone())?;
             let stuck_after = restart::stuck_after(&ctx.config.monitor.monitor_config());
-            if let Some(command) = ctx.config.backup.platform_command.clone() {
-                let udid = match runtime.block_on(restart::prepare(
-                    &addr,
-                    &options,
-                    stuck_after,
-                    &mut prompt,
-                )) {
-                    Ok(udid) => udid,
-                    Err(e) => return refused(e),
-                };
-                let status = runtime
-                    .block_on(restart::run_platform_command(
-                        &command,
-                        &udid,
-                        &options.dest,
-                    ))
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot run platform_command {:?}: {e}", command[0])
-                    })?;
-                println!("{} ended with {status}.", command[0]);
-                return Ok(if status.success() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
-            }
+            let command = ctx.config.backup.platform_command.clone();
             let (tx, mut rx) = mpsc::unbounded_channel();
             let printer = std::thread::spawn(move || {
                 while let Some(event) = rx.blocking_recv() {
@@ -170,17 +170,18 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                     }
                 }
             });
-            let result = runtime.block_on(restart::restart_backup(
+            let result = runtime.block_on(restart::restart(
                 &addr,
                 &options,
                 stuck_after,
+                command.as_deref(),
                 &mut prompt,
                 &tx,
             ));
             drop(tx);
             let _ = printer.join();
             match result {
-                Ok(report) => {
+                Ok(Restarted::Backup(report)) => {
                     println!(
                         "Backup complete: {} files, {} — {}",
                         report.files,
@@ -189,10 +190,18 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
+                Ok(Restarted::Command { program, status }) => {
+                    println!("{program} ended with {status}.");
+                    Ok(if status.success() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
                 Err(e) => refused(e),
             }
         }
-        Fix::RestartIphone => {
+        Action::RestartPhone => {
             let addr = mux_address(ctx)?;
             match runtime.block_on(restart::restart_phone(
                 &addr,
@@ -206,58 +215,46 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                 Err(e) => refused(e),
             }
         }
-        Fix::Network => {
+        Action::NetworkAdvice => {
             let addr = mux_address(ctx)?;
-            let facts = runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE));
-            let (link, wifi_sync, udid) = match &facts {
-                Ok(f) => (Some(f.link), f.wifi_sync, Some(f.udid.clone())),
-                Err(_) => (None, None, None),
-            };
-            let advice = network::advise(&network::Inputs {
-                link,
-                wifi_sync,
-                recent_detaches: 0,
-                network_up: None,
-            });
-            for (n, a) in advice.iter().enumerate() {
+            let found = runtime.block_on(network::gather(Some(&addr), o.udid.as_deref(), 0));
+            for (n, a) in found.advice.iter().enumerate() {
                 println!("{}. {}", n + 1, a.text);
             }
-            if let (Some(on), Some(udid)) = (o.wifi_sync, udid) {
+            if let (Some(on), Some(udid)) = (o.wifi_sync, &found.udid) {
                 let what = if on { "on" } else { "off" };
                 if prompt.confirm(&format!("Turn Wi-Fi sync {what} on the iPhone?")) {
                     runtime.block_on(device::set_wifi_sync(
                         &addr,
-                        Some(&udid),
+                        Some(udid),
                         on,
                         device::DEADLINE,
                     ))?;
                     println!("Wi-Fi sync is now {what}.");
                 }
             }
-            if link == Some(Link::Usb) || link == Some(Link::Wifi) {
+            if found.link == Some(Link::Usb) || found.link == Some(Link::Wifi) {
                 Ok(ExitCode::SUCCESS)
             } else {
                 Ok(ExitCode::from(1))
             }
         }
-        Fix::Storage => {
+        Action::StorageCleanup => {
             let roots = ctx.root_paths(&o.backup_roots);
-            let items =
-                storage::survey(&roots, ctx.now, jiff::SignedDuration::from_hours(24 * 180));
-            for root in &roots {
-                if root.exists() {
-                    use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
-                    println!(
-                        "{}: {} free",
-                        root.display(),
-                        humanize::bytes(FsBackupDelegate.get_free_disk_space(root))
-                    );
-                }
+            let addr = mux_address(ctx).ok();
+            let report = runtime.block_on(storage::report(
+                &roots,
+                ctx.now,
+                addr.as_ref(),
+                o.udid.as_deref(),
+            ));
+            for (root, free) in &report.free {
+                println!("{}: {} free", root.display(), humanize::bytes(*free));
             }
-            if items.is_empty() {
+            if report.items.is_empty() {
                 println!("Nothing to clean up.");
             }
-            for item in &items {
+            for item in &report.items {
                 println!(
                     "{}  {:>9}  {}  — {}",
                     item.id,
@@ -266,20 +263,12 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
                     item.why
                 );
             }
-            if let Ok(addr) = mux_address(ctx)
-                && let Ok(facts) =
-                    runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE))
-            {
-                for hint in storage::phone_hints(&facts)
-                    .into_iter()
-                    .chain(storage::icloud_hint(&facts))
-                {
-                    println!("iPhone: {hint}");
-                }
+            for hint in &report.hints {
+                println!("iPhone: {hint}");
             }
             let mut freed = 0;
             for wanted in &o.trash {
-                let Some(item) = storage::find(&items, wanted) else {
+                let Some(item) = storage::find(&report.items, wanted) else {
                     bail!(
                         "{wanted} is not in the list above: name an item by the id at the start of its line, or by its path"
                     );
@@ -300,7 +289,7 @@ pub fn run(ctx: &Context, fix: Fix, o: FixOptions) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Fix::Encryption => {
+        Action::EncryptionReset => {
             let addr = mux_address(ctx)?;
             let facts =
                 runtime.block_on(device::facts(&addr, o.udid.as_deref(), device::DEADLINE))?;

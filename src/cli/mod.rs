@@ -106,7 +106,7 @@ pub enum Command {
     /// Run a fix: restart, restart-iphone, network, storage, encryption.
     Fix {
         #[arg(value_enum)]
-        fix: fix::Fix,
+        fix: crate::actions::Action,
         #[command(flatten)]
         options: fix::FixOptions,
     },

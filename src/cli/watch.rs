@@ -17,9 +17,8 @@ use crate::backup_folder::SnapshotState;
 use crate::device;
 use crate::humanize;
 use crate::monitor::observe::{AttachedPhones, Sampler};
-use crate::monitor::shell::{self, ShellOptions};
+use crate::monitor::shell::{self, MonitorEvent, ShellOptions};
 use crate::monitor::{Effect, Finding, Monitor, PhoneState};
-use crate::notify;
 
 pub fn run(
     ctx: &Context,
@@ -45,7 +44,7 @@ pub fn run(
     };
     runtime.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(shell::run(options, tx));
+        tokio::spawn(shell::run(options, tx, Default::default()));
         if !json {
             eprintln!("Watching iPhone backups; Ctrl-C stops.");
         }
@@ -56,7 +55,10 @@ pub fn run(
             Default::default();
         loop {
             tokio::select! {
-                Some(effect) = rx.recv() => {
+                Some(event) = rx.recv() => {
+                    // Summaries and devices are the tray's; notices' buttons
+                    // are not listened to here.
+                    let MonitorEvent::Effect(effect) = event else { continue };
                     if let Effect::Progress { udid, .. } = &effect {
                         let due = last_progress.get(udid).is_none_or(|t| t.elapsed() >= every);
                         if !due {
@@ -243,6 +245,6 @@ fn write_finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
         f.cause.headline(),
         f.evidence.join("; ")
     )?;
-    let fixes: Vec<&str> = f.actions.iter().map(|a| notify::action_label(*a)).collect();
+    let fixes: Vec<&str> = f.actions.iter().map(|a| a.label()).collect();
     writeln!(out, "    fix: {}", fixes.join(", "))
 }

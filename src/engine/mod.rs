@@ -27,8 +27,11 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// Free space for backups: what pre-flight weighs, and what the storage fix
+/// shows per backup root.
+pub use crate::backup_folder::free_space;
 use crate::backup_folder::{
-    self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState, free_space,
+    self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState,
 };
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
@@ -187,6 +190,9 @@ fn io_hint(e: &std::io::Error) -> &'static str {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
             ". Choose a folder you can write to (--dest), or give yourself write permission on it"
         }
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+            ". A file stands where a folder should be: choose a folder with --dest"
+        }
         _ => "",
     }
 }
@@ -239,6 +245,16 @@ pub async fn backup(
     backup_until(addr, options, events, std::future::pending()).await
 }
 
+/// [`backup`] of the phone whose `facts` the caller has just read.
+pub async fn backup_of(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    facts: device::DeviceFacts,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+) -> Result<BackupReport, EngineError> {
+    backup_run(addr, options, Some(facts), events, std::future::pending()).await
+}
+
 /// [`backup`], stopped when `stop` completes (with what stopped it: a
 /// signal's name, "Quit"). However it ends, the last complete backup is back
 /// in place, the lock is released and no `.unstuck-*` file is left.
@@ -248,10 +264,20 @@ pub async fn backup_until(
     events: &mpsc::UnboundedSender<BackupEvent>,
     stop: impl Future<Output = &'static str>,
 ) -> Result<BackupReport, EngineError> {
+    backup_run(addr, options, None, events, stop).await
+}
+
+async fn backup_run(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    known: Option<device::DeviceFacts>,
+    events: &mpsc::UnboundedSender<BackupEvent>,
+    stop: impl Future<Output = &'static str>,
+) -> Result<BackupReport, EngineError> {
     tokio::pin!(stop);
     let started = Instant::now();
     let run = tokio::select! {
-        run = prepare(addr, options) => run?,
+        run = prepare(addr, options, known) => run?,
         what = &mut stop => return Err(EngineError::Interrupted(what)),
     };
     // `run` lives to the end: dropped early (a cancelled future), its
@@ -315,8 +341,17 @@ struct Prepared {
 
 /// Everything before the first byte moves: the phone's facts, the lock, a
 /// snapshot a killed run left put back, pre-flight, the new snapshot.
-async fn prepare(addr: &MuxAddress, options: &BackupOptions) -> Result<Prepared, EngineError> {
-    let facts = device::facts(addr, options.udid.as_deref(), options.deadline).await?;
+/// `known`: the phone's facts when the caller has just read them (a
+/// restart reads them to find what is stuck), so they are not read twice.
+async fn prepare(
+    addr: &MuxAddress,
+    options: &BackupOptions,
+    known: Option<device::DeviceFacts>,
+) -> Result<Prepared, EngineError> {
+    let facts = match known {
+        Some(facts) => facts,
+        None => device::facts(addr, options.udid.as_deref(), options.deadline).await?,
+    };
     let udid = facts.udid.clone();
     if !device::valid_udid(&udid) {
         return Err(EngineError::Refused(Refused {

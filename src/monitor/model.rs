@@ -201,8 +201,11 @@ impl Cause {
     }
 }
 
-/// The one-click fixes the tray and `unstuck fix` offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The one-click fixes: what a finding recommends, a notification button
+/// and a tray menu item run, and `unstuck fix` names (`actions` carries
+/// them out). Plain data here, so the monitor can name a fix without
+/// depending on the code that does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     RestartBackup,
@@ -210,6 +213,44 @@ pub enum Action {
     StorageCleanup,
     EncryptionReset,
     RestartPhone,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::RestartBackup,
+        Action::NetworkAdvice,
+        Action::StorageCleanup,
+        Action::EncryptionReset,
+        Action::RestartPhone,
+    ];
+
+    /// The identifier a notification button or menu item reports when
+    /// clicked (stable: logs and tests name it).
+    pub fn id(self) -> &'static str {
+        match self {
+            Action::RestartBackup => "restart-backup",
+            Action::NetworkAdvice => "network-advice",
+            Action::StorageCleanup => "storage-cleanup",
+            Action::EncryptionReset => "encryption-reset",
+            Action::RestartPhone => "restart-phone",
+        }
+    }
+
+    /// The action an identifier stands for.
+    pub fn from_id(id: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.id() == id)
+    }
+
+    /// The fix in a few words, for buttons and "fix:" lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::RestartBackup => "Restart Backup",
+            Action::NetworkAdvice => "Network Advice",
+            Action::StorageCleanup => "Storage Clean-up",
+            Action::EncryptionReset => "Encryption",
+            Action::RestartPhone => "Restart iPhone",
+        }
+    }
 }
 
 /// A desktop notification the monitor decided to show.

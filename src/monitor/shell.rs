@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use super::observe::{AttachedPhones, Sampler};
 use super::{Effect, Monitor, MonitorConfig, Notice, PhoneSummary};
@@ -33,32 +33,47 @@ pub struct ShellOptions {
     pub runs: Option<PathBuf>,
 }
 
-/// What the tray hears from the loop besides its effects.
-#[derive(Default)]
-pub struct Hooks {
-    /// Every phone's summary, sent after each poll that changed one.
-    pub summaries: Option<watch::Sender<Vec<PhoneSummary>>>,
-    /// The button clicked on a notification: the notice and the button's
-    /// identifier (`notify::action_id`, or `notify::DETAILS`).
-    pub answers: Option<mpsc::UnboundedSender<(Notice, String)>>,
-    /// Notified to poll at once (after a fix, say).
-    pub poll_now: Option<Arc<Notify>>,
-    /// Why phones cannot be seen (usbmuxd unreachable), or `None` while
-    /// they can.
-    pub devices: Option<watch::Sender<Option<String>>>,
+/// Everything the loop tells whoever runs it (the tray, `unstuck watch`),
+/// in the order it happened, on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorEvent {
+    /// What the monitor decided, every effect.
+    Effect(Effect),
+    /// Every phone's summary, after each poll that changed one.
+    Summaries(Vec<PhoneSummary>),
+    /// Why phones cannot be seen (usbmuxd unreachable), or `None` once they
+    /// can again.
+    Devices(Option<String>),
+    /// A button clicked on a notice: its identifier (`Action::id`, or
+    /// [`DETAILS`]).
+    Answer { notice: Notice, button: String },
+}
+
+/// The button identifier of "Details" on a monitor notice.
+pub const DETAILS: &str = "details";
+
+/// A monitor notice as a notification: its fixes (two at most, as buttons
+/// that report the fix's id) and Details.
+pub fn notice_message(notice: &Notice) -> Message {
+    let mut m = Message::new(&notice.title, &notice.body);
+    for action in notice.actions.iter().take(2) {
+        m = m.button(action.id(), action.label());
+    }
+    m.button(DETAILS, "Details")
 }
 
 /// How long a notification's buttons are listened to.
 const ANSWER_WAIT: Duration = Duration::from_secs(3600);
 
-/// Runs until `effects` is closed, sending every effect to it.
-pub async fn run(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>) {
-    run_with(options, effects, Hooks::default()).await
-}
-
-/// [`run`], also serving the tray's `hooks`.
-pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effect>, hooks: Hooks) {
-    let wake = hooks.poll_now.clone().unwrap_or_default();
+/// Runs until `events` is closed, sending it everything in
+/// [`MonitorEvent`]. `poll_now` makes it look again at once (after a fix,
+/// say).
+pub async fn run(
+    options: ShellOptions,
+    events: mpsc::UnboundedSender<MonitorEvent>,
+    poll_now: Arc<Notify>,
+) {
+    let wake = poll_now;
     let (device_tx, mut device_rx) = mpsc::channel(32);
     if let Some(addr) = options.usbmuxd.clone() {
         tokio::spawn(device::watch(addr, device_tx));
@@ -74,6 +89,7 @@ pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effe
     let mut monitor = Monitor::new(options.config);
     let mut attached = AttachedPhones::new();
     let notifier = Notifier::new();
+    let mut summaries = Vec::new();
     loop {
         watcher.follow(&options.roots);
         let observation = {
@@ -94,27 +110,26 @@ pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effe
             if let (true, Effect::Notify(notice)) = (options.notify, &effect) {
                 let notifier = notifier.clone();
                 let notice = notice.clone();
-                let answers = hooks.answers.clone();
+                let answers = events.clone();
                 tokio::spawn(async move {
-                    let shown = notifier.post(&Message::from_notice(&notice)).await;
-                    if let (Ok(shown), Some(answers)) = (shown, answers)
+                    let shown = notifier.post(&notice_message(&notice)).await;
+                    if let Ok(shown) = shown
                         && let Some(button) = shown.answer(ANSWER_WAIT).await
                     {
-                        let _ = answers.send((notice, button));
+                        let _ = answers.send(MonitorEvent::Answer { notice, button });
                     }
                 });
             }
-            if effects.send(effect).is_err() {
+            if events.send(MonitorEvent::Effect(effect)).is_err() {
                 return;
             }
         }
-        if let Some(summaries) = &hooks.summaries {
-            let now = monitor.summaries(Timestamp::now());
-            summaries.send_if_modified(|old| {
-                let changed = *old != now;
-                *old = now;
-                changed
-            });
+        let now = monitor.summaries(Timestamp::now());
+        if now != summaries {
+            summaries = now.clone();
+            if events.send(MonitorEvent::Summaries(now)).is_err() {
+                return;
+            }
         }
         let pause = if monitor.busy() {
             options.busy_poll
@@ -146,14 +161,10 @@ pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effe
                 }
                 DeviceEvent::MuxUnavailable(e) => {
                     tracing::info!(error = %e, "watching folders and programs only");
-                    if let Some(devices) = &hooks.devices {
-                        devices.send_replace(Some(e.to_string()));
-                    }
+                    let _ = events.send(MonitorEvent::Devices(Some(e.to_string())));
                 }
                 DeviceEvent::MuxAvailable => {
-                    if let Some(devices) = &hooks.devices {
-                        devices.send_replace(None);
-                    }
+                    let _ = events.send(MonitorEvent::Devices(None));
                 }
             },
             Some(facts) = facts_rx.recv() => {
@@ -161,7 +172,7 @@ pub async fn run_with(options: ShellOptions, effects: mpsc::UnboundedSender<Effe
                     *slot = Some(facts);
                 }
             }
-            _ = effects.closed() => return,
+            _ = events.closed() => return,
         }
     }
 }

@@ -201,18 +201,7 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
 
     // What the host kept of the last backup.
     let wanted = ["Status.plist", "Manifest.plist", "Manifest.db"].map(|f| format!("{udid}/{f}"));
-    send(
-        conn,
-        vec![
-            "DLMessageDownloadFiles".into(),
-            Value::Array(wanted.iter().map(|p| Value::from(p.as_str())).collect()),
-            Value::Dictionary(Dictionary::new()),
-            Value::Real(0.0),
-        ],
-    )
-    .await?;
-    let host = download(conn).await?;
-    status_response(conn).await?;
+    let host = download_files(conn, &wanted).await?;
     let previous = if force_full {
         None
     } else {
@@ -519,6 +508,24 @@ fn plist_bytes(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Asks the host for `paths` (DLMessageDownloadFiles) and reads what it has
+/// of them, then its status.
+async fn download_files(conn: &mut Conn, paths: &[String]) -> io::Result<HashMap<String, Vec<u8>>> {
+    send(
+        conn,
+        vec![
+            "DLMessageDownloadFiles".into(),
+            Value::Array(paths.iter().map(|p| Value::from(p.as_str())).collect()),
+            Value::Dictionary(Dictionary::new()),
+            Value::Real(0.0),
+        ],
+    )
+    .await?;
+    let host = download(conn).await?;
+    status_response(conn).await?;
+    Ok(host)
+}
+
 /// Reads the host's answer to DLMessageDownloadFiles: for each file it has,
 /// its path then data blocks; a 0 length ends the list.
 async fn download(conn: &mut Conn) -> io::Result<HashMap<String, Vec<u8>>> {
@@ -648,18 +655,7 @@ async fn describe(
         .map(str::to_owned)
         .unwrap_or_else(|| shared.config().udid);
     let wanted = format!("{udid}/{}", if list { "Manifest.db" } else { "Info.plist" });
-    send(
-        conn,
-        vec![
-            "DLMessageDownloadFiles".into(),
-            Value::Array(vec![wanted.as_str().into()]),
-            Value::Dictionary(Dictionary::new()),
-            Value::Real(0.0),
-        ],
-    )
-    .await?;
-    let host = download(conn).await?;
-    status_response(conn).await?;
+    let host = download_files(conn, std::slice::from_ref(&wanted)).await?;
     let content = host.get(&wanted).and_then(|bytes| {
         if list {
             list_manifest(bytes)

@@ -7,7 +7,7 @@ use super::{Content, Pairing, SimConfig, Stall};
 /// Every scenario name with what it shows.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("healthy", "a paired iPhone whose backups finish"),
-    ("slow", "a backup throttled to 2 MB/s over Wi-Fi"),
+    ("slow", "a backup throttled to 0.5 MB/s over Wi-Fi"),
     (
         "stall-at-40",
         "a backup that stops moving at 40 % for 10 minutes, then goes on",
@@ -114,7 +114,9 @@ pub fn scenario(name: &str) -> Option<SimConfig> {
     match name {
         "healthy" => {}
         "slow" => {
+            // Reached over Wi-Fi, so its Wi-Fi sync switch is on.
             c.link = super::Link::Wifi;
+            c.wifi_sync = true;
             c.throughput = Some(500_000);
         }
         "stall-at-40" => {

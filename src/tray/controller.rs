@@ -9,17 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 use winit::event_loop::EventLoopProxy;
 
 use super::app::UiEvent;
 use super::messages;
 use super::view::{self, Command, Situation, View};
-use crate::actions::{Confirm, network, restart, storage};
+use crate::actions::restart::{RestartError, Restarted};
+use crate::actions::{Action, Confirm, network, restart, storage};
 use crate::device::{self, MuxAddress};
 use crate::engine::{self, BackupOptions};
-use crate::monitor::shell::{self, Hooks, ShellOptions};
-use crate::monitor::{Action, Notice, PhoneSummary};
+use crate::monitor::shell::{self, MonitorEvent, ShellOptions};
+use crate::monitor::{Notice, PhoneSummary};
 use crate::notify::{self, Message, Notifier};
 
 /// How long a question waits for its answer before it counts as no.
@@ -81,20 +82,12 @@ pub async fn run(
     mut clicks: mpsc::UnboundedReceiver<String>,
     mut ready: mpsc::UnboundedReceiver<()>,
 ) {
-    let (effects_tx, mut effects_rx) = mpsc::unbounded_channel();
-    let (summaries_tx, mut summaries) = watch::channel(Vec::new());
-    let (devices_tx, mut devices) = watch::channel(None);
-    let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    let (monitor_tx, mut monitor) = mpsc::unbounded_channel();
     let poll_now = Arc::new(Notify::new());
-    tokio::spawn(shell::run_with(
+    tokio::spawn(shell::run(
         setup.shell.clone(),
-        effects_tx,
-        Hooks {
-            summaries: Some(summaries_tx),
-            answers: Some(answers_tx),
-            poll_now: Some(poll_now.clone()),
-            devices: Some(devices_tx),
-        },
+        monitor_tx,
+        poll_now.clone(),
     ));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let setup_usbmuxd = setup.shell.usbmuxd.clone();
@@ -159,17 +152,20 @@ pub async fn run(
     loop {
         c.show(&ui);
         tokio::select! {
-            Ok(()) = summaries.changed() => {
-                c.phones = summaries.borrow_and_update().clone();
-            }
-            Ok(()) = devices.changed() => {
-                c.no_devices = devices.borrow_and_update().clone();
-            }
-            Some(effect) = effects_rx.recv() => {
-                if let crate::monitor::Effect::StateChanged { .. } = effect {
-                    tracing::debug!(?effect, "state changed");
+            Some(event) = monitor.recv() => match event {
+                MonitorEvent::Summaries(phones) => c.phones = phones,
+                MonitorEvent::Devices(why) => c.no_devices = why,
+                MonitorEvent::Effect(effect) => {
+                    if let crate::monitor::Effect::StateChanged { .. } = effect {
+                        tracing::debug!(?effect, "state changed");
+                    }
                 }
-            }
+                MonitorEvent::Answer { notice, button } => {
+                    tracing::info!(button, udid = notice.udid, "notification button");
+                    c.answer(&notice, &button).await;
+                    poll_now.notify_one();
+                }
+            },
             Some(id) = clicks.recv() => {
                 let Some(command) = Command::from_id(&id) else { continue };
                 tracing::info!(command = id, "menu");
@@ -178,11 +174,6 @@ pub async fn run(
                 }
                 let udid = view::focus(&c.phones).map(|p| p.udid.clone());
                 c.run(command, udid).await;
-                poll_now.notify_one();
-            }
-            Some((notice, button)) = answers.recv() => {
-                tracing::info!(button, udid = notice.udid, "notification button");
-                c.answer(&notice, &button).await;
                 poll_now.notify_one();
             }
             Some(()) = ready.recv() => {
@@ -259,28 +250,24 @@ impl Controller {
     }
 
     async fn answer(&mut self, notice: &Notice, button: &str) {
-        if button == notify::DETAILS {
+        if button == shell::DETAILS {
             if let Some(p) = self.phone(Some(&notice.udid)) {
                 self.post(messages::details(p)).await;
             }
             return;
         }
-        let command = match notify::action_from_id(button) {
-            Some(Action::RestartBackup) => Command::BackUp,
-            Some(Action::NetworkAdvice) => Command::NetworkAdvice,
-            Some(Action::StorageCleanup) => Command::StorageCleanup,
-            Some(Action::EncryptionReset) => Command::Encryption,
-            Some(Action::RestartPhone) => Command::RestartPhone,
-            None => return,
+        let Some(action) = Action::from_id(button) else {
+            return;
         };
-        self.run(command, Some(notice.udid.clone())).await;
+        self.run(Command::Fix(action), Some(notice.udid.clone()))
+            .await;
     }
 
     async fn run(&mut self, command: Command, udid: Option<String>) {
         let addr = self.setup.shell.usbmuxd.clone();
         match command {
-            Command::BackUp => self.back_up(udid).await,
-            Command::NetworkAdvice => {
+            Command::Fix(Action::RestartBackup) => self.back_up(udid).await,
+            Command::Fix(Action::NetworkAdvice) => {
                 let detaches = self.phone(udid.as_deref()).map_or(0, |p| p.recent_detaches);
                 let name = self.name(udid.as_deref());
                 let (notifier, addr) = (self.notifier.clone(), addr);
@@ -288,12 +275,12 @@ impl Controller {
                     network_advice(&notifier, addr, udid, name, detaches).await;
                 });
             }
-            Command::StorageCleanup => {
+            Command::Fix(Action::StorageCleanup) => {
                 let (notifier, roots, addr) =
                     (self.notifier.clone(), self.setup.shell.roots.clone(), addr);
                 tokio::spawn(async move { storage_cleanup(&notifier, roots, addr, udid).await });
             }
-            Command::Encryption => {
+            Command::Fix(Action::EncryptionReset) => {
                 let Some(addr) = addr else { return };
                 let notifier = self.notifier.clone();
                 tokio::spawn(async move {
@@ -305,31 +292,27 @@ impl Controller {
                     let _ = notifier.post(&message).await;
                 });
             }
-            Command::RestartPhone => {
+            Command::Fix(Action::RestartPhone) => {
                 let Some(addr) = addr else { return };
                 let notifier = self.notifier.clone();
                 tokio::spawn(async move {
-                    let mut asker = Asker::new(notifier.clone());
-                    let result = tokio::task::spawn_blocking(move || {
-                        let rt = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()?;
-                        Ok::<_, std::io::Error>(rt.block_on(restart::restart_phone(
-                            &addr,
-                            udid.as_deref(),
-                            &mut asker,
-                        )))
-                    })
-                    .await;
-                    let message = match result {
-                        Ok(Ok(Ok(()))) => Message::new(
-                            "The iPhone is restarting",
-                            "It will be back in a minute; Unstuck will see it return.",
-                        ),
-                        Ok(Ok(Err(restart::RestartError::Declined))) => return,
-                        Ok(Ok(Err(e))) => Message::new("The iPhone did not restart", e.to_string()),
-                        Ok(Err(e)) => Message::new("The iPhone did not restart", e.to_string()),
-                        Err(e) => Message::new("The iPhone did not restart", e.to_string()),
+                    let failed = |e: restart::RestartError| {
+                        Message::new("The iPhone did not restart", e.to_string())
+                    };
+                    let message = match restart::plan_phone_restart(&addr, udid.as_deref()).await {
+                        Err(e) => failed(e),
+                        Ok(plan) => {
+                            if !ask(&notifier, &plan.question).await {
+                                return;
+                            }
+                            match restart::carry_out(&addr, &plan).await {
+                                Ok(()) => Message::new(
+                                    "The iPhone is restarting",
+                                    "It will be back in a minute; Unstuck will see it return.",
+                                ),
+                                Err(e) => failed(e),
+                            }
+                        }
                     };
                     let _ = notifier.post(&message).await;
                 });
@@ -514,37 +497,39 @@ fn backup_thread(
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut recorder = engine::record::Recorder::new(runs);
         let work = async {
-            let Some(command) = command else {
-                let result =
-                    restart::restart_backup(&addr, &options, stuck_after, &mut asker, &tx).await;
-                return match result {
-                    Ok(report) => Outcome::Complete(format!(
-                        "{} files, {} — {}",
-                        report.files,
-                        crate::humanize::bytes(report.bytes),
-                        report.folder.display()
-                    )),
-                    Err(restart::RestartError::Declined) => Outcome::Declined,
-                    Err(e) => {
-                        let code = match &e {
-                            restart::RestartError::Engine(e) => e.phone_code(),
-                            _ => None,
-                        };
-                        Outcome::Failed(e.to_string(), code)
-                    }
-                };
-            };
-            let udid = match restart::prepare(&addr, &options, stuck_after, &mut asker).await {
-                Ok(udid) => udid,
-                Err(restart::RestartError::Declined) => return Outcome::Declined,
-                Err(e) => return Outcome::Failed(e.to_string(), None),
-            };
-            match restart::run_platform_command(&command, &udid, &options.dest).await {
-                Ok(status) if status.success() => {
-                    Outcome::Complete(format!("{} finished.", command[0]))
+            let result = restart::restart(
+                &addr,
+                &options,
+                stuck_after,
+                command.as_deref(),
+                &mut asker,
+                &tx,
+            )
+            .await;
+            match result {
+                Ok(Restarted::Backup(report)) => Outcome::Complete(format!(
+                    "{} files, {} — {}",
+                    report.files,
+                    crate::humanize::bytes(report.bytes),
+                    report.folder.display()
+                )),
+                Ok(Restarted::Command { program, status }) if status.success() => {
+                    Outcome::Complete(format!("{program} finished."))
                 }
-                Ok(status) => Outcome::Failed(format!("{} ended with {status}", command[0]), None),
-                Err(e) => Outcome::Failed(format!("cannot run {} ({e})", command[0]), None),
+                Ok(Restarted::Command { program, status }) => {
+                    Outcome::Failed(format!("{program} ended with {status}"), None)
+                }
+                Err(RestartError::Declined) => Outcome::Declined,
+                Err(RestartError::Command { program, source }) => {
+                    Outcome::Failed(format!("cannot run {program} ({source})"), None)
+                }
+                Err(e) => {
+                    let code = match &e {
+                        RestartError::Engine(e) => e.phone_code(),
+                        _ => None,
+                    };
+                    Outcome::Failed(e.to_string(), code)
+                }
             }
         };
         tokio::pin!(work);
@@ -596,28 +581,12 @@ impl Asker {
 impl Confirm for Asker {
     fn confirm(&mut self, question: &str) -> bool {
         let notifier = self.notifier.clone();
-        if !notify::ANSWERS {
-            // No button can answer here: say what was asked and where to say yes.
-            let message = Message::new(
-                "Unstuck needs a yes",
-                format!(
-                    "{question}\nAnswer it in a terminal: unstuck fix restart (or fix restart-iphone)."
-                ),
-            );
-            self.runtime.spawn(async move {
-                let _ = notifier.post(&message).await;
-            });
-            return false;
-        }
-        let message = messages::question(question);
+        let asked = question.to_owned();
         let (tx, rx) = std::sync::mpsc::channel();
         self.runtime.spawn(async move {
-            let yes = notifier.ask(&message, messages::YES, ASK_WAIT).await;
-            let _ = tx.send(yes);
+            let _ = tx.send(ask(&notifier, &asked).await);
         });
-        let yes = rx.recv().unwrap_or(false);
-        tracing::info!(question, yes, "asked");
-        yes
+        rx.recv().unwrap_or(false)
     }
 
     /// The newest complete backup is never moved from the tray: that takes
@@ -627,6 +596,27 @@ impl Confirm for Asker {
     }
 }
 
+/// Asks `question` as a notification with a Yes button; no click within
+/// [`ASK_WAIT`] is no. Where no button can answer, it says what was asked
+/// and where to say yes, and the answer is no.
+async fn ask(notifier: &Notifier, question: &str) -> bool {
+    if !notify::ANSWERS {
+        let message = Message::new(
+            "Unstuck needs a yes",
+            format!(
+                "{question}\nAnswer it in a terminal: unstuck fix restart (or fix restart-iphone)."
+            ),
+        );
+        let _ = notifier.post(&message).await;
+        return false;
+    }
+    let yes = notifier
+        .ask(&messages::question(question), messages::YES, ASK_WAIT)
+        .await;
+    tracing::info!(question, yes, "asked");
+    yes
+}
+
 async fn network_advice(
     notifier: &Notifier,
     addr: Option<MuxAddress>,
@@ -634,32 +624,24 @@ async fn network_advice(
     name: String,
     recent_detaches: u32,
 ) {
-    let facts = match &addr {
-        Some(addr) => device::facts(addr, udid.as_deref(), device::DEADLINE)
-            .await
-            .ok(),
-        None => None,
-    };
-    let advice = network::advise(&network::Inputs {
-        link: facts.as_ref().map(|f| f.link),
-        wifi_sync: facts.as_ref().and_then(|f| f.wifi_sync),
-        recent_detaches,
-        network_up: None,
-    });
-    let Ok(shown) = notifier.post(&messages::network(&name, &advice)).await else {
+    let found = network::gather(addr.as_ref(), udid.as_deref(), recent_detaches).await;
+    let Ok(shown) = notifier
+        .post(&messages::network(&name, &found.advice))
+        .await
+    else {
         return;
     };
     if shown.answer(ASK_WAIT).await.as_deref() == Some(messages::WIFI_SYNC_ON)
-        && let (Some(addr), Some(facts)) = (addr, facts)
+        && let (Some(addr), Some(udid)) = (addr, found.udid)
     {
-        let message =
-            match device::set_wifi_sync(&addr, Some(&facts.udid), true, device::DEADLINE).await {
-                Ok(()) => Message::new(
-                    "Wi-Fi sync is on",
-                    format!("{name} can now back up over Wi-Fi while it charges."),
-                ),
-                Err(e) => Message::new("Wi-Fi sync was not changed", e.to_string()),
-            };
+        let message = match device::set_wifi_sync(&addr, Some(&udid), true, device::DEADLINE).await
+        {
+            Ok(()) => Message::new(
+                "Wi-Fi sync is on",
+                format!("{name} can now back up over Wi-Fi while it charges."),
+            ),
+            Err(e) => Message::new("Wi-Fi sync was not changed", e.to_string()),
+        };
         let _ = notifier.post(&message).await;
     }
 }
@@ -670,41 +652,14 @@ async fn storage_cleanup(
     addr: Option<MuxAddress>,
     udid: Option<String>,
 ) {
-    let surveyed = roots.clone();
-    let Ok((free, items)) = tokio::task::spawn_blocking(move || {
-        use idevice::mobilebackup2::{BackupDelegate, FsBackupDelegate};
-        let free: Vec<(PathBuf, u64)> = surveyed
-            .iter()
-            .filter(|r| r.exists())
-            .map(|r| (r.clone(), FsBackupDelegate.get_free_disk_space(r)))
-            .collect();
-        let items = storage::survey(
-            &surveyed,
-            Timestamp::now(),
-            jiff::SignedDuration::from_hours(24 * 180),
-        );
-        (free, items)
-    })
-    .await
-    else {
-        return;
-    };
-    let mut hints = Vec::new();
-    if let Some(addr) = &addr
-        && let Ok(facts) = device::facts(addr, udid.as_deref(), device::DEADLINE).await
-    {
-        hints.extend(storage::phone_hints(&facts));
-        hints.extend(storage::icloud_hint(&facts));
-    }
-    let Ok(shown) = notifier
-        .post(&messages::storage(&free, &items, &hints))
-        .await
-    else {
+    let report = storage::report(&roots, Timestamp::now(), addr.as_ref(), udid.as_deref()).await;
+    let Ok(shown) = notifier.post(&messages::storage(&report)).await else {
         return;
     };
     if shown.answer(ASK_WAIT).await.as_deref() != Some(messages::TRASH_LEFTOVERS) {
         return;
     }
+    let items = report.items;
     let moved = tokio::task::spawn_blocking(move || storage::move_leftovers(&items, &roots)).await;
     let message = match moved {
         Ok((freed, errors)) if errors.is_empty() => Message::new(

@@ -3,13 +3,12 @@
 //! Button identifiers are constants here, so the controller and the tests
 //! agree on them.
 
-use std::path::PathBuf;
-
-use crate::actions::{self, network::Advice, storage, storage::Item};
+use crate::actions::storage::{self, StorageReport};
+use crate::actions::{self, network::Advice};
 use crate::device::DeviceFacts;
 use crate::humanize;
 use crate::monitor::PhoneSummary;
-use crate::notify::{self, Message};
+use crate::notify::Message;
 
 pub const WIFI_SYNC_ON: &str = "wifi-sync-on";
 pub const TRASH_LEFTOVERS: &str = "trash-leftovers";
@@ -37,7 +36,8 @@ pub fn network(phone: &str, advice: &[Advice]) -> Message {
 /// What takes space, with sizes, free space per backup folder and the
 /// phone's own hints; a button moves the leftovers (never a whole backup)
 /// to the trash.
-pub fn storage(free: &[(PathBuf, u64)], items: &[Item], phone_hints: &[String]) -> Message {
+pub fn storage(report: &StorageReport) -> Message {
+    let StorageReport { free, items, hints } = report;
     let mut lines: Vec<String> = free
         .iter()
         .map(|(root, bytes)| format!("{} free on {}", humanize::bytes(*bytes), root.display()))
@@ -59,7 +59,7 @@ pub fn storage(free: &[(PathBuf, u64)], items: &[Item], phone_hints: &[String]) 
             items.len() - LISTED
         ));
     }
-    lines.extend(phone_hints.iter().map(|h| format!("iPhone: {h}")));
+    lines.extend(hints.iter().map(|h| format!("iPhone: {h}")));
     let mut m = Message::new("Storage clean-up", lines.join("\n"));
     let leftovers = storage::leftovers(items);
     if !leftovers.is_empty() {
@@ -106,7 +106,7 @@ pub fn details(phone: &PhoneSummary) -> Message {
     let mut lines = Vec::new();
     for f in &phone.findings {
         lines.push(format!("{}: {}", f.cause.headline(), f.evidence.join("; ")));
-        let fixes: Vec<&str> = f.actions.iter().map(|a| notify::action_label(*a)).collect();
+        let fixes: Vec<&str> = f.actions.iter().map(|a| a.label()).collect();
         if !fixes.is_empty() {
             lines.push(format!("  Fix: {}", fixes.join(", ")));
         }
@@ -127,7 +127,7 @@ pub fn question(text: &str) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::storage::ItemKind;
+    use crate::actions::storage::{Item, ItemKind};
     use crate::monitor::{Action, Cause, Finding, PhoneState};
 
     fn item(kind: ItemKind, bytes: u64) -> Item {
@@ -152,7 +152,11 @@ mod tests {
             item(ItemKind::SnapshotFolder, 300_000_000),
             item(ItemKind::EngineFailed, 100_000_000),
         ];
-        let m = storage(&[("/b".into(), 7_000_000_000)], &items, &[]);
+        let m = storage(&StorageReport {
+            free: vec![("/b".into(), 7_000_000_000)],
+            items: items.clone(),
+            hints: vec![],
+        });
         assert!(
             m.body
                 .starts_with("7.0 GB free on /b\n5.0 GB — Ann's iPhone: why"),
@@ -170,9 +174,17 @@ mod tests {
 
     #[test]
     fn storage_with_only_backups_offers_no_button() {
-        let m = storage(&[], &[item(ItemKind::Complete, 1)], &[]);
+        let m = storage(&StorageReport {
+            free: vec![],
+            items: vec![item(ItemKind::Complete, 1)],
+            hints: vec![],
+        });
         assert!(m.buttons.is_empty());
-        let m = storage(&[], &[], &["low".into()]);
+        let m = storage(&StorageReport {
+            free: vec![],
+            items: vec![],
+            hints: vec!["low".into()],
+        });
         assert_eq!(
             m.body,
             "Nothing to clean up in the backup folders.\niPhone: low"

@@ -36,21 +36,15 @@ pub fn graphical_session_here() -> bool {
 }
 
 /// Why the tray could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TrayError {
     /// No event loop: no display to connect to.
+    #[error("cannot open the display ({0})")]
     NoDisplay(String),
-    /// The event loop ran but the icon could not be made.
+    /// The event loop ran but the icon could not be made; the text says
+    /// what failed.
+    #[error("{0}")]
     Icon(String),
-}
-
-impl std::fmt::Display for TrayError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrayError::NoDisplay(why) => write!(f, "cannot open the display ({why})"),
-            TrayError::Icon(why) => f.write_str(why),
-        }
-    }
 }
 
 /// Runs the tray until Quit. The event loop takes this (the main) thread;

@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::device::Link;
 use crate::humanize;
-use crate::monitor::{PhoneState, PhoneSummary, Running};
+use crate::monitor::{Action, PhoneState, PhoneSummary, Running};
 
 /// Which icon the tray shows (files in `resources/icons`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +31,11 @@ impl Look {
     }
 }
 
-/// What a menu item does.
+/// What a menu item does: one of the fixes, or one of the tray's own
+/// items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Command {
-    BackUp,
-    NetworkAdvice,
-    StorageCleanup,
-    Encryption,
-    RestartPhone,
+    Fix(Action),
     OpenBackupFolder,
     OpenLog,
     Settings,
@@ -48,11 +45,11 @@ pub enum Command {
 
 impl Command {
     pub const ALL: [Command; 10] = [
-        Command::BackUp,
-        Command::NetworkAdvice,
-        Command::StorageCleanup,
-        Command::Encryption,
-        Command::RestartPhone,
+        Command::Fix(Action::RestartBackup),
+        Command::Fix(Action::NetworkAdvice),
+        Command::Fix(Action::StorageCleanup),
+        Command::Fix(Action::EncryptionReset),
+        Command::Fix(Action::RestartPhone),
         Command::OpenBackupFolder,
         Command::OpenLog,
         Command::Settings,
@@ -60,14 +57,10 @@ impl Command {
         Command::Quit,
     ];
 
-    /// The menu item's identifier (stable: tests click by it).
+    /// The menu item's identifier (a fix's is the fix's own id).
     pub fn id(self) -> &'static str {
         match self {
-            Command::BackUp => "back-up",
-            Command::NetworkAdvice => "network-advice",
-            Command::StorageCleanup => "storage-cleanup",
-            Command::Encryption => "encryption",
-            Command::RestartPhone => "restart-phone",
+            Command::Fix(action) => action.id(),
             Command::OpenBackupFolder => "open-backup-folder",
             Command::OpenLog => "open-log",
             Command::Settings => "settings",
@@ -247,8 +240,16 @@ fn actions(s: &Situation, focus: Option<&PhoneSummary>) -> Vec<Entry> {
     let connect = "connect the iPhone";
     match focus {
         None => {
-            out.push(disabled(Command::BackUp, "Back Up Now", no_phone));
-            out.push(item(Command::NetworkAdvice, "Network Advice…".into(), true));
+            out.push(disabled(
+                Command::Fix(Action::RestartBackup),
+                "Back Up Now",
+                no_phone,
+            ));
+            out.push(item(
+                Command::Fix(Action::NetworkAdvice),
+                "Network Advice…".into(),
+                true,
+            ));
         }
         Some(p) => {
             // A stuck backup may be restarted even when it is Unstuck's own.
@@ -264,30 +265,30 @@ fn actions(s: &Situation, focus: Option<&PhoneSummary>) -> Vec<Entry> {
             };
             let why = why.or_else(|| (!p.attached).then(|| connect.to_owned()));
             out.push(match why {
-                Some(why) => disabled(Command::BackUp, &named(label, p), &why),
-                None => item(Command::BackUp, named(label, p), true),
+                Some(why) => disabled(Command::Fix(Action::RestartBackup), &named(label, p), &why),
+                None => item(Command::Fix(Action::RestartBackup), named(label, p), true),
             });
             out.push(item(
-                Command::NetworkAdvice,
+                Command::Fix(Action::NetworkAdvice),
                 named("Network Advice…", p),
                 true,
             ));
         }
     }
     out.push(item(
-        Command::StorageCleanup,
+        Command::Fix(Action::StorageCleanup),
         "Storage Clean-up…".into(),
         true,
     ));
     for (command, label) in [
-        (Command::Encryption, "Encryption…"),
-        (Command::RestartPhone, "Restart iPhone…"),
+        (Command::Fix(Action::EncryptionReset), "Encryption…"),
+        (Command::Fix(Action::RestartPhone), "Restart iPhone…"),
     ] {
         out.push(match focus {
             None => disabled(command, label, no_phone),
             Some(p) if !p.attached => disabled(command, &named(label, p), connect),
             Some(p)
-                if command == Command::RestartPhone
+                if command == Command::Fix(Action::RestartPhone)
                     && (matches!(p.state, PhoneState::Running(_)) || s.busy.is_some()) =>
             {
                 disabled(command, &named(label, p), "a backup is under way")
@@ -387,7 +388,7 @@ fn long_status(p: &PhoneSummary, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::{Action, Cause, Finding, RunPhase};
+    use crate::monitor::{Cause, Finding, RunPhase};
 
     fn now() -> Timestamp {
         "2026-11-25T12:00:00Z".parse().unwrap()
@@ -455,7 +456,10 @@ mod tests {
         assert_eq!(v.look, Look::Healthy);
         assert_eq!(v.title, "Unstuck — Ann's iPhone backed up 2 days ago");
         assert_eq!(v.tooltip, "Ann's iPhone: last complete backup 2 days ago");
-        assert_eq!(entry(&v, Command::BackUp), ("Back Up Now".into(), true));
+        assert_eq!(
+            entry(&v, Command::Fix(Action::RestartBackup)),
+            ("Back Up Now".into(), true)
+        );
     }
 
     #[test]
@@ -467,11 +471,11 @@ mod tests {
             "Ann's iPhone: backing up 40 % · 2.1 MB/s · 3 min left"
         );
         assert_eq!(
-            entry(&v, Command::BackUp),
+            entry(&v, Command::Fix(Action::RestartBackup)),
             ("Back Up Now (backing up, 40 %)".into(), false)
         );
         assert_eq!(
-            entry(&v, Command::RestartPhone),
+            entry(&v, Command::Fix(Action::RestartPhone)),
             ("Restart iPhone… (a backup is under way)".into(), false)
         );
     }
@@ -495,11 +499,14 @@ mod tests {
         let v_phones = |_: &View| phones.clone();
         let v = view(&situation(phones.clone()));
         assert_eq!(v.look, Look::Stalled);
-        assert_eq!(entry(&v, Command::BackUp), ("Restart Backup".into(), true));
+        assert_eq!(
+            entry(&v, Command::Fix(Action::RestartBackup)),
+            ("Restart Backup".into(), true)
+        );
         let mut busy = situation(v_phones(&v));
         busy.busy = Some("backing up Ann's iPhone".into());
         assert_eq!(
-            entry(&view(&busy), Command::BackUp),
+            entry(&view(&busy), Command::Fix(Action::RestartBackup)),
             ("Restart Backup".into(), true),
             "Unstuck's own stuck backup can be restarted"
         );
@@ -518,17 +525,23 @@ mod tests {
         let v = view(&situation(vec![p]));
         assert_eq!(v.look, Look::NoPhone);
         for (c, label) in [
-            (Command::BackUp, "Back Up Now (connect the iPhone)"),
-            (Command::Encryption, "Encryption… (connect the iPhone)"),
             (
-                Command::RestartPhone,
+                Command::Fix(Action::RestartBackup),
+                "Back Up Now (connect the iPhone)",
+            ),
+            (
+                Command::Fix(Action::EncryptionReset),
+                "Encryption… (connect the iPhone)",
+            ),
+            (
+                Command::Fix(Action::RestartPhone),
                 "Restart iPhone… (connect the iPhone)",
             ),
         ] {
             assert_eq!(entry(&v, c), (label.to_owned(), false));
         }
         assert_eq!(
-            entry(&v, Command::StorageCleanup),
+            entry(&v, Command::Fix(Action::StorageCleanup)),
             ("Storage Clean-up…".into(), true)
         );
     }
@@ -545,7 +558,7 @@ mod tests {
             Entry::Line("No iPhone seen: usbmuxd is not running".into())
         );
         assert_eq!(
-            entry(&v, Command::BackUp),
+            entry(&v, Command::Fix(Action::RestartBackup)),
             ("Back Up Now (no iPhone seen)".into(), false)
         );
         assert_eq!(
@@ -571,7 +584,7 @@ mod tests {
         let v = view(&situation(vec![healthy, failed]));
         assert_eq!(v.look, Look::Failed);
         assert_eq!(
-            entry(&v, Command::BackUp),
+            entry(&v, Command::Fix(Action::RestartBackup)),
             ("Restart Backup: Ben's iPhone".into(), true)
         );
         assert!(
@@ -593,7 +606,7 @@ mod tests {
             enabled: true,
         }));
         assert_eq!(
-            entry(&v, Command::BackUp),
+            entry(&v, Command::Fix(Action::RestartBackup)),
             (
                 "Back Up Now (Unstuck is backing up Ann's iPhone)".into(),
                 false

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use unstuck::actions::{Scripted, restart};
+use unstuck::actions::{Confirm, restart};
 use unstuck::backup_folder::BackupState;
 use unstuck::device::MuxAddress;
 use unstuck::engine::BackupOptions;
@@ -12,6 +12,33 @@ use unstuck::sim::SimEvent;
 
 use super::sim::{UDID, config};
 use crate::util::{self, Home};
+
+/// Answers from a fixed list, in order, then no; records what was asked.
+#[derive(Debug, Default)]
+struct Scripted {
+    answers: Vec<bool>,
+    asked: Vec<String>,
+}
+
+impl Scripted {
+    fn new(answers: &[bool]) -> Scripted {
+        Scripted {
+            answers: answers.to_vec(),
+            asked: Vec::new(),
+        }
+    }
+}
+
+impl Confirm for Scripted {
+    fn confirm(&mut self, question: &str) -> bool {
+        self.asked.push(question.to_owned());
+        if self.answers.is_empty() {
+            false
+        } else {
+            self.answers.remove(0)
+        }
+    }
+}
 
 /// A stuck idevicebackup2 (a real process, held by a phone that never sends
 /// its first message) is stopped only after a yes; then Unstuck backs up.
@@ -57,8 +84,8 @@ fn restart_stops_a_stuck_program_only_when_told() {
 
     let patience = jiff::SignedDuration::from_mins(10);
     let mut no = Scripted::new(&[false]);
-    let refused = runtime.block_on(restart::restart_backup(
-        &addr, &options, patience, &mut no, &tx,
+    let refused = runtime.block_on(restart::restart(
+        &addr, &options, patience, None, &mut no, &tx,
     ));
     assert!(
         matches!(refused, Err(restart::RestartError::Declined)),
@@ -77,11 +104,11 @@ fn restart_stops_a_stuck_program_only_when_told() {
     // The phone is ready now; a yes stops the program and backs up.
     sim.update(|c| c.first_message_delay = Duration::ZERO);
     let mut yes = Scripted::new(&[true, true, true]);
-    let report = runtime
-        .block_on(restart::restart_backup(
-            &addr, &options, patience, &mut yes, &tx,
-        ))
-        .unwrap();
+    let Ok(restart::Restarted::Backup(report)) = runtime.block_on(restart::restart(
+        &addr, &options, patience, None, &mut yes, &tx,
+    )) else {
+        panic!("no backup after a yes")
+    };
     assert_eq!(report.udid, UDID);
     assert!(
         stuck.try_wait().unwrap().is_some(),

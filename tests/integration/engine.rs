@@ -531,6 +531,22 @@ fn the_backup_and_encryption_commands() {
     assert_eq!(last["event"], "finished");
     assert_eq!(last["report"]["files"], 9);
 
+    // Not encrypted yet: there is no password to turn off or change, and no
+    // word of resetting the phone's settings.
+    for action in ["off", "change"] {
+        let none = run(&["encryption", action, "--password-stdin"], "x\ny\n");
+        assert_eq!(none.code(), Some(1), "{}", none.stderr());
+        assert!(
+            none.stderr().contains("are not encrypted"),
+            "{}",
+            none.stderr()
+        );
+        assert!(
+            !none.stderr().contains("Reset All Settings"),
+            "{}",
+            none.stderr()
+        );
+    }
     let on = run(&["encryption", "on", "--password-stdin"], "secret\n");
     on.success();
     assert!(sim.config().will_encrypt);
@@ -554,6 +570,16 @@ fn the_backup_and_encryption_commands() {
 
     let refused = run(&["backup", "--dest", "/proc/unwritable"], "");
     assert_eq!(refused.code(), Some(7), "{}", refused.stderr());
+    // A file where the backup folder should be: exit 7, and the fix.
+    let file = dest.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let refused = run(&["backup", "--dest", file.to_str().unwrap()], "");
+    assert_eq!(refused.code(), Some(7), "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("choose a folder with --dest"),
+        "{}",
+        refused.stderr()
+    );
 }
 
 /// A small tmpfs, unmounted when dropped; `None` where this process may not
