@@ -47,15 +47,7 @@ pub enum RestartError {
 /// How long a backup folder may go unwritten before its backup counts as
 /// stuck: the longest any phase of a healthy backup may stay quiet.
 pub fn stuck_after(config: &MonitorConfig) -> SignedDuration {
-    [
-        config.starting,
-        config.passcode,
-        config.copying,
-        config.finishing,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(config.finishing)
+    config.stall.longest()
 }
 
 /// How a restart ended.

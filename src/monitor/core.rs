@@ -36,16 +36,6 @@ impl Default for MonitorConfig {
     }
 }
 
-/// `actions::restart` reads the thresholds as `config.copying` and the
-/// like; they are the `stall` ones.
-impl std::ops::Deref for MonitorConfig {
-    type Target = StallThresholds;
-
-    fn deref(&self) -> &StallThresholds {
-        &self.stall
-    }
-}
-
 /// What the shell should do after an observation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "effect", rename_all = "snake_case")]

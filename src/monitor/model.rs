@@ -9,8 +9,6 @@ use serde::Serialize;
 use crate::backup_folder::SnapshotState;
 use crate::device::Link;
 pub use crate::stall::Phase;
-/// `Phase` under the name the tray's tests still use.
-pub use crate::stall::Phase as RunPhase;
 
 /// Everything seen in one poll.
 #[derive(Debug, Clone, Default)]

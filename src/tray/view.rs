@@ -388,7 +388,8 @@ fn long_status(p: &PhoneSummary, now: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::{Cause, Finding, RunPhase};
+    use crate::monitor::{Cause, Finding};
+    use crate::stall::Phase;
 
     fn now() -> Timestamp {
         "2026-11-25T12:00:00Z".parse().unwrap()
@@ -411,7 +412,7 @@ mod tests {
     fn running(percent: f64) -> PhoneState {
         PhoneState::Running(Running {
             tool: "unstuck".into(),
-            phase: RunPhase::Copying,
+            phase: Phase::Copying,
             since: now(),
             bytes: 40_000_000,
             percent: Some(percent),
@@ -486,7 +487,7 @@ mod tests {
             "Ann's iPhone",
             PhoneState::Stalled {
                 since: now() - SignedDuration::from_mins(4),
-                phase: RunPhase::Copying,
+                phase: Phase::Copying,
                 tool: "unstuck".into(),
             },
         );
