@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - `actions`: the one-click fixes (restart, network, storage, encryption).
+//! - `cause`: the words for what went wrong (`Cause`) and what fixes it
+//!   (`Action`), shared by every part that diagnoses, shows or fixes.
 //! - `backup_folder`: reads backup folders (plists, Manifest.db, Manifest.mbdb)
 //!   into plain data; never writes inside one.
 //! - `device`: phones through usbmuxd (idevice): attach/detach, facts, typed
@@ -39,6 +41,7 @@
 pub mod actions;
 pub mod autostart;
 pub mod backup_folder;
+pub mod cause;
 pub mod cli;
 pub mod config;
 pub mod device;

@@ -3,7 +3,7 @@
 //! `Cause` and the fixes it offers, and `unstuck backup`'s exit code. The
 //! phone's own description, when it sends one, is shown beside ours.
 
-use crate::monitor::{Action, Cause};
+use crate::cause::{Action, Cause};
 
 /// What an ErrorCode means, and what each part of Unstuck does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

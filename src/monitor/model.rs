@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use serde::Serialize;
 
+pub use crate::cause::{Action, Cause};
+
 use crate::backup_folder::SnapshotState;
 use crate::device::Link;
 pub use crate::stall::Phase;
@@ -163,92 +165,6 @@ pub struct Finding {
     /// The facts that point to the cause, in words.
     pub evidence: Vec<String>,
     pub actions: Vec<Action>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    Detached,
-    WifiLost,
-    HostDiskFull,
-    PhoneStorageLow,
-    PasscodeWait,
-    WrongPassword,
-    ProcessHung,
-    Leftovers,
-    OutdatedSoftware,
-    Overdue,
-    Unknown,
-}
-
-impl Cause {
-    pub fn headline(self) -> &'static str {
-        match self {
-            Cause::Detached => "the iPhone was disconnected",
-            Cause::WifiLost => "the Wi-Fi link to the iPhone was lost",
-            Cause::HostDiskFull => "the backup disk is nearly full",
-            Cause::PhoneStorageLow => "the iPhone is short of space",
-            Cause::PasscodeWait => "the iPhone is waiting for its passcode",
-            Cause::WrongPassword => "the backup password is wrong",
-            Cause::ProcessHung => "the backup program is waiting and writing nothing",
-            Cause::Leftovers => "an interrupted backup left files that make backups fail",
-            Cause::OutdatedSoftware => "the backup program may be too old for this iOS",
-            Cause::Overdue => "no recent complete backup",
-            Cause::Unknown => "no progress, cause unknown",
-        }
-    }
-}
-
-/// The one-click fixes: what a finding recommends, a notification button
-/// and a tray menu item run, and `unstuck fix` names (`actions` carries
-/// them out). Plain data here, so the monitor can name a fix without
-/// depending on the code that does it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    RestartBackup,
-    NetworkAdvice,
-    StorageCleanup,
-    EncryptionReset,
-    RestartPhone,
-}
-
-impl Action {
-    pub const ALL: [Action; 5] = [
-        Action::RestartBackup,
-        Action::NetworkAdvice,
-        Action::StorageCleanup,
-        Action::EncryptionReset,
-        Action::RestartPhone,
-    ];
-
-    /// The identifier a notification button or menu item reports when
-    /// clicked (stable: logs and tests name it).
-    pub fn id(self) -> &'static str {
-        match self {
-            Action::RestartBackup => "restart-backup",
-            Action::NetworkAdvice => "network-advice",
-            Action::StorageCleanup => "storage-cleanup",
-            Action::EncryptionReset => "encryption-reset",
-            Action::RestartPhone => "restart-phone",
-        }
-    }
-
-    /// The action an identifier stands for.
-    pub fn from_id(id: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.id() == id)
-    }
-
-    /// The fix in a few words, for buttons and "fix:" lines.
-    pub fn label(self) -> &'static str {
-        match self {
-            Action::RestartBackup => "Restart Backup",
-            Action::NetworkAdvice => "Network Advice",
-            Action::StorageCleanup => "Storage Clean-up",
-            Action::EncryptionReset => "Encryption",
-            Action::RestartPhone => "Restart iPhone",
-        }
-    }
 }
 
 /// A desktop notification the monitor decided to show.
