@@ -28,7 +28,9 @@ pub(crate) struct BackupProgram {
 /// zombie has exited (only its parent has not noticed yet) and does not
 /// count. The monitor and pre-flight both ask this.
 pub(crate) fn backup_program(p: &sysinfo::Process) -> Option<BackupProgram> {
-    if p.status() == sysinfo::ProcessStatus::Zombie {
+    // A zombie has exited; a thread (Linux lists each with a PID of its
+    // own) is part of a program already counted.
+    if p.status() == sysinfo::ProcessStatus::Zombie || p.thread_kind().is_some() {
         return None;
     }
     let args: Vec<String> = p

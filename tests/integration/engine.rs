@@ -460,6 +460,8 @@ async fn a_running_idevicebackup2_is_refused() {
     let err = result.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("idevicebackup2, process"), "{text}");
+    // Its threads are not more programs (they have PIDs of their own).
+    assert_eq!(text.matches("idevicebackup2, process").count(), 1, "{text}");
     other.kill().await.unwrap();
 }
 
