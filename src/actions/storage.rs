@@ -545,11 +545,52 @@ pub fn move_to_trash(item: &Item, confirm: &mut dyn Confirm) -> Result<u64, Clea
     {
         return Err(CleanupError::Declined);
     }
+    // Measured before it goes: what the trash will give back once emptied.
+    let freed = exclusive_bytes(&item.path).unwrap_or(item.bytes);
     trash::delete(&item.path).map_err(|e| CleanupError::Trash {
         path: item.path.clone(),
         why: e.to_string(),
     })?;
-    Ok(item.bytes)
+    Ok(freed)
+}
+
+/// The bytes that removing `path` gives back: a file linked from
+/// elsewhere too (a hard-link copy of a backup shares every file with it)
+/// frees nothing, so each file counts once, and only when every link to it
+/// lies under `path`. `None` where links cannot be counted.
+///
+/// # Platform specific behavior
+/// Unix counts links by inode; elsewhere `None` (the caller uses the size).
+pub fn exclusive_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::collections::HashMap;
+        use std::os::unix::fs::MetadataExt;
+        // (device, inode) -> (links seen under `path`, links in all, length)
+        let mut seen: HashMap<(u64, u64), (u64, u64, u64)> = HashMap::new();
+        for entry in walkdir::WalkDir::new(path).follow_links(false) {
+            let entry = entry.ok()?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let meta = entry.metadata().ok()?;
+            let e = seen
+                .entry((meta.dev(), meta.ino()))
+                .or_insert((0, meta.nlink(), meta.len()));
+            e.0 += 1;
+        }
+        Some(
+            seen.values()
+                .filter(|(here, all, _)| here >= all)
+                .map(|(_, _, len)| len)
+                .sum(),
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The second question, for what may hold a phone's newest data.
@@ -1085,5 +1126,23 @@ mod tests {
             "{items:?}"
         );
         assert!(kinds(&items).contains(&ItemKind::Complete), "{items:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_copy_made_of_links_frees_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("backup");
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(&backup).unwrap();
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::write(backup.join("shared"), vec![0u8; 1000]).unwrap();
+        std::fs::hard_link(backup.join("shared"), copy.join("shared")).unwrap();
+        std::fs::write(copy.join("own"), vec![0u8; 300]).unwrap();
+        // Two links of one file inside the same folder still free it.
+        std::fs::hard_link(copy.join("own"), copy.join("own-again")).unwrap();
+        assert_eq!(exclusive_bytes(&copy), Some(300));
+        assert_eq!(exclusive_bytes(&backup), Some(0));
+        assert_eq!(exclusive_bytes(dir.path()), Some(1300));
     }
 }
