@@ -85,19 +85,37 @@ async fn run_once(
     json: bool,
 ) -> Result<ExitCode> {
     let mut attached = AttachedPhones::new();
-    if let Some(addr) = &usbmuxd
-        && let Ok(list) = device::list(addr, device::DEADLINE).await
-    {
-        for d in list {
-            let facts = device::facts(addr, Some(&d.udid), device::DEADLINE)
-                .await
-                .ok();
-            attached.insert(d.udid.clone(), (d, facts));
+    // Why no phone can be seen, when none can: said, not passed over.
+    let mut unreachable = None;
+    if let Some(addr) = &usbmuxd {
+        match device::list(addr, device::DEADLINE).await {
+            Ok(list) => {
+                for d in list {
+                    let facts = device::facts(addr, Some(&d.udid), device::DEADLINE)
+                        .await
+                        .ok();
+                    attached.insert(d.udid.clone(), (d, facts));
+                }
+            }
+            Err(e) => unreachable = Some(e.to_string()),
+        }
+    }
+    if let Some(why) = &unreachable {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"effect": "usbmuxd_unavailable", "error": why})
+            );
+        } else {
+            println!("No phone can be seen: {why}");
         }
     }
     let roots = roots.to_vec();
+    // Unstuck's own runs (their records) say exactly how they ended.
+    let runs = ctx.dirs.data_dir.join("runs");
     let observation =
-        tokio::task::spawn_blocking(move || Sampler::new().sample(&roots, &attached)).await?;
+        tokio::task::spawn_blocking(move || Sampler::with_runs(runs).sample(&roots, &attached))
+            .await?;
     let mut monitor = Monitor::new(ctx.config.monitor.monitor_config());
     monitor.observe(Timestamp::now(), &observation);
     let mut worst = 0u8;
@@ -144,8 +162,12 @@ async fn run_once(
             let _ = print_effect(&effect, false);
         }
     }
-    if monitor.states().is_empty() && !json {
-        println!("No iPhone backups or phones found.");
+    if monitor.states().is_empty() {
+        if json {
+            println!("{}", serde_json::json!({"effect": "nothing_found"}));
+        } else {
+            println!("No iPhone backups or phones found.");
+        }
     }
     Ok(ExitCode::from(worst))
 }

@@ -348,6 +348,24 @@ fn step(
                 t.findings.insert(0, finding_for_code(code));
             }
             t.run = None;
+        } else if let Some(failed) = phone
+            .engine
+            .as_ref()
+            .filter(|e| e.state == crate::engine::record::RunState::Failed)
+            .filter(|e| last_complete.is_none_or(|c| e.updated > c))
+            && !matches!(t.state, PhoneState::Failed { .. })
+        {
+            // Unstuck's own run failed when no one was watching (a watch
+            // started after it, `watch --once`): its record says how.
+            t.state = PhoneState::Failed {
+                at: failed.updated,
+                code: failed.error_code,
+            };
+            t.findings = failed
+                .error_code
+                .map(finding_for_code)
+                .into_iter()
+                .collect();
         } else if !matches!(
             t.state,
             PhoneState::Failed { .. } | PhoneState::Completed { .. }
@@ -929,6 +947,41 @@ mod tests {
                 .iter()
                 .any(|e| e.contains("no network connection"))
         );
+    }
+
+    /// A watch that starts after Unstuck's own run failed still says so,
+    /// with the cause from the record's error code; a failure older than
+    /// the last complete backup is history, not the state.
+    #[test]
+    fn an_own_run_that_failed_before_the_watch_is_reported() {
+        use crate::engine::record::RunState;
+        let mut p = phone(A, SnapshotState::Finished, 1_000);
+        p.engine = Some(EngineRun {
+            state: RunState::Failed,
+            percent: Some(3.0),
+            bytes: 0,
+            error_code: Some(105),
+            updated: at(0),
+        });
+        let got = check(vec![(5, obs(vec![p.clone()], vec![]))]);
+        assert!(
+            matches!(
+                got[0].phone,
+                Some(PhoneState::Failed {
+                    code: Some(105),
+                    ..
+                })
+            ),
+            "{:?}",
+            got[0].phone
+        );
+        assert_eq!(got[0].causes.first(), Some(&Cause::HostDiskFull));
+
+        if let Some(folder) = &mut p.folder {
+            folder.last_complete = Some(at(1));
+        }
+        let got = check(vec![(5, obs(vec![p], vec![]))]);
+        assert_eq!(got[0].phone, Some(PhoneState::Idle));
     }
 
     #[test]

@@ -249,3 +249,63 @@ fn unstucks_own_backup_is_seen_exactly() {
     assert_eq!(causes(&failed)[0], "wrong_password", "{failed:#}");
     let _ = reaper.join();
 }
+
+/// `watch --once` after Unstuck's own backup failed says so, with the
+/// cause from the phone's error code, and exits 3; with no usbmuxd it says
+/// why no phone can be seen, in text and in JSON.
+#[test]
+fn watch_once_names_a_failed_run_and_a_missing_usbmuxd() {
+    let _programs = util::backup_programs_lock();
+    let mut c = super::sim::config();
+    c.final_error = Some((105, "Not enough free disk space on the computer.".into()));
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let failed = home.run_on(&sim.usbmuxd_address(), &["backup", "--dest", d]);
+    assert_eq!(failed.code(), Some(12), "{}", failed.stderr());
+    let once = home.run_on(
+        &sim.usbmuxd_address(),
+        &["watch", "--once", "--no-notify", "--backup-root", d],
+    );
+    assert_eq!(once.code(), Some(3), "{}{}", once.stdout(), once.stderr());
+    assert!(once.stdout().contains("error 105"), "{}", once.stdout());
+    assert!(once.stdout().contains("backup disk"), "{}", once.stdout());
+
+    // Nothing listens here: no usbmuxd.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let empty = tempfile::tempdir().unwrap();
+    let e = empty.path().to_str().unwrap();
+    let text = home.run_on(
+        &port,
+        &["watch", "--once", "--no-notify", "--backup-root", e],
+    );
+    assert!(
+        text.stdout()
+            .contains("No phone can be seen: usbmuxd is not running"),
+        "{}",
+        text.stdout()
+    );
+    let json = home.run_on(
+        &port,
+        &[
+            "watch",
+            "--once",
+            "--json",
+            "--no-notify",
+            "--backup-root",
+            e,
+        ],
+    );
+    let lines: Vec<serde_json::Value> = json
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["effect"], "usbmuxd_unavailable", "{lines:?}");
+    assert_eq!(lines[1]["effect"], "nothing_found", "{lines:?}");
+}
