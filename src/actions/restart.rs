@@ -22,7 +22,7 @@ use crate::process::{self, Holder, Identity, Stopped};
 
 #[derive(Debug, Error)]
 pub enum RestartError {
-    #[error("nothing was changed: you said no")]
+    #[error("nothing was changed: the question was not answered yes")]
     Declined,
     #[error("{name} (process {pid}) did not stop: stop it yourself, then try again")]
     StillRunning { name: String, pid: u32 },

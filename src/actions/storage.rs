@@ -521,7 +521,7 @@ pub fn move_leftovers(shown: &[Item], roots: &[PathBuf]) -> (u64, Vec<String>) {
 
 #[derive(Debug, Error)]
 pub enum CleanupError {
-    #[error("nothing was moved: you said no")]
+    #[error("nothing was moved: the question was not answered yes")]
     Declined,
     #[error("cannot move {} to the trash: {why}. Nothing was deleted", path.display())]
     Trash { path: PathBuf, why: String },

@@ -138,13 +138,18 @@ impl Confirm for Prompt {
     }
 }
 
-/// A restart the user declined changed nothing and says so; any other
+/// A restart the user declined changed nothing and says so; a backup that
+/// failed exits as `unstuck backup` would for the same failure; any other
 /// failure is an error.
 fn refused(e: restart::RestartError) -> Result<ExitCode> {
     match e {
         restart::RestartError::Declined => {
             println!("Nothing was changed.");
             Ok(ExitCode::from(1))
+        }
+        restart::RestartError::Engine(e) => {
+            eprintln!("unstuck: backup failed: {e}");
+            Ok(ExitCode::from(e.exit_code()))
         }
         e => bail!("{e}"),
     }
@@ -165,8 +170,14 @@ pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
             let (tx, mut rx) = mpsc::unbounded_channel();
             let printer = std::thread::spawn(move || {
                 while let Some(event) = rx.blocking_recv() {
-                    if let crate::engine::BackupEvent::Stalled { phase, quiet_secs } = event {
-                        eprintln!("stalled while {phase} ({quiet_secs} s); starting again");
+                    match event {
+                        crate::engine::BackupEvent::Stalled { phase, quiet_secs } => {
+                            eprintln!("stalled while {phase} ({quiet_secs} s)");
+                        }
+                        crate::engine::BackupEvent::Restarting { attempt, of } => {
+                            eprintln!("starting again (attempt {} of {})", attempt + 1, of + 1);
+                        }
+                        _ => {}
                     }
                 }
             });

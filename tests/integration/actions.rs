@@ -591,3 +591,37 @@ fn restart_replaces_a_stuck_unstuck_backup() {
         BackupState::Complete
     );
 }
+
+/// The same stall ends `fix restart` as it ends `unstuck backup`: exit 5,
+/// and no "starting again" after the last attempt.
+#[test]
+fn a_restart_that_stalls_exits_as_a_backup_does() {
+    let _programs = util::no_foreign_backup_programs();
+    let mut c = config();
+    c.stall = Some(unstuck::sim::Stall {
+        at_percent: 50.0,
+        duration: std::time::Duration::from_secs(30),
+    });
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
+    let home = Home::new();
+    home.write_config("[backup]\nmax_restarts = 0\n[stall]\ncopying_seconds = 1\n");
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+    let restart = home.run_on(
+        &sim.usbmuxd_address(),
+        &["fix", "restart", "--yes", "--dest", d],
+    );
+    let backup = home.run_on(&sim.usbmuxd_address(), &["backup", "--dest", d]);
+    assert_eq!(backup.code(), Some(5), "{}", backup.stderr());
+    assert_eq!(restart.code(), Some(5), "{}", restart.stderr());
+    assert!(
+        restart.stderr().contains("stalled while copying"),
+        "{}",
+        restart.stderr()
+    );
+    assert!(
+        !restart.stderr().contains("starting again"),
+        "{}",
+        restart.stderr()
+    );
+}
