@@ -16,7 +16,7 @@ use crate::device::{self, Link};
 use crate::humanize;
 
 /// The fix's name on the command line, and its help.
-fn cli_name(action: Action) -> (&'static str, &'static str) {
+pub(crate) fn cli_name(action: Action) -> (&'static str, &'static str) {
     match action {
         Action::RestartBackup => (
             "restart",

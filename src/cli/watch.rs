@@ -267,6 +267,11 @@ fn write_finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
         f.cause.headline(),
         f.evidence.join("; ")
     )?;
-    let fixes: Vec<&str> = f.actions.iter().map(|a| a.label()).collect();
+    // In a terminal a fix is the command that runs it, not a menu label.
+    let fixes: Vec<String> = f
+        .actions
+        .iter()
+        .map(|a| format!("unstuck fix {}", super::fix::cli_name(*a).0))
+        .collect();
     writeln!(out, "    fix: {}", fixes.join(", "))
 }

@@ -271,6 +271,12 @@ fn watch_once_names_a_failed_run_and_a_missing_usbmuxd() {
     assert_eq!(once.code(), Some(3), "{}{}", once.stdout(), once.stderr());
     assert!(once.stdout().contains("error 105"), "{}", once.stdout());
     assert!(once.stdout().contains("backup disk"), "{}", once.stdout());
+    // A terminal is told the command, not the tray's label.
+    assert!(
+        once.stdout().contains("fix: unstuck fix storage"),
+        "{}",
+        once.stdout()
+    );
 
     // Nothing listens here: no usbmuxd.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
