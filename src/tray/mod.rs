@@ -55,7 +55,7 @@ pub fn run(runtime: &tokio::runtime::Runtime, setup: Setup) -> Result<(), TrayEr
     let _runtime = runtime.enter();
     let event_loop = EventLoop::<app::UiEvent>::with_user_event()
         .build()
-        .map_err(|e| TrayError::NoDisplay(e.to_string()))?;
+        .map_err(|e| TrayError::NoDisplay(plain(&e.to_string())))?;
     let (clicks_tx, clicks) = mpsc::unbounded_channel();
     let (ready_tx, ready) = mpsc::unbounded_channel();
     app::forward_clicks(clicks_tx);
@@ -84,5 +84,33 @@ mod tests {
         assert!(!graphical_session(Some(""), Some("  ")));
         assert!(graphical_session(Some(":0"), None));
         assert!(graphical_session(None, Some("wayland-0")));
+    }
+}
+
+/// winit's message without the place in winit's source it comes from
+/// ("os error at …/linux/mod.rs:765: neither … is set."): a user needs the
+/// reason, not the path.
+fn plain(message: &str) -> String {
+    match message.strip_prefix("os error at ") {
+        Some(rest) => rest
+            .split_once(": ")
+            .map_or(rest, |(_, why)| why)
+            .trim_end_matches('.')
+            .to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    #[test]
+    fn the_source_path_is_left_out() {
+        assert_eq!(
+            super::plain(
+                "os error at /x/winit-0.30.13/src/platform_impl/linux/mod.rs:765: neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set."
+            ),
+            "neither WAYLAND_DISPLAY nor WAYLAND_SOCKET nor DISPLAY is set"
+        );
+        assert_eq!(super::plain("no display"), "no display");
     }
 }

@@ -401,6 +401,8 @@ fn without_a_display_the_app_watches_and_tray_fails_clearly() {
         "{}",
         run.stderr()
     );
+    // The reason, without the place in a library's source it came from.
+    assert!(!run.stderr().contains(".rs:"), "{}", run.stderr());
 }
 
 /// Start at Login is a checkbox: a click writes the login entry for this
