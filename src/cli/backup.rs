@@ -131,12 +131,18 @@ impl View {
                 device_name,
                 folder,
                 protected,
+                asks_for_passcode,
             } => Some(format!(
-                "Backing up {} ({udid}) to {}{}",
+                "Backing up {} ({udid}) to {}{}{}",
                 device_name.as_deref().unwrap_or("iPhone"),
                 folder.display(),
                 if *protected {
                     "; the last complete backup is kept safe until this one finishes"
+                } else {
+                    ""
+                },
+                if *asks_for_passcode {
+                    ".\nEnter the passcode on the iPhone now: iOS 16.1 and later ask for it before a backup starts"
                 } else {
                     ""
                 }

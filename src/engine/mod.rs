@@ -102,6 +102,9 @@ pub enum BackupEvent {
         folder: PathBuf,
         /// A complete backup is there and is kept safe during the run.
         protected: bool,
+        /// The phone asks for its passcode before a backup (iOS 16.1 and
+        /// later): the user must enter it on the phone.
+        asks_for_passcode: bool,
     },
     Progress {
         #[serde(with = "crate::stall::backup_names")]
@@ -284,15 +287,16 @@ async fn backup_run(
     // snapshot puts the last complete backup back before its lock goes.
     let mut run = run;
     let (udid, folder) = (run.facts.udid.clone(), run.folder.clone());
+    let passcode = crate::stall::asks_for_passcode(run.facts.ios_version.as_deref());
     let _ = events.send(BackupEvent::Started {
         udid: udid.clone(),
         device_name: run.facts.name.clone(),
         folder: folder.clone(),
         protected: run.snapshot.is_some(),
+        asks_for_passcode: passcode,
     });
     let work = async {
         write_info_plist(&options.dest, &run.facts).map_err(io_at(&folder))?;
-        let passcode = crate::stall::asks_for_passcode(run.facts.ios_version.as_deref());
         attempts(addr, &udid, options, passcode, events).await
     };
     let result = tokio::select! {

@@ -18,7 +18,7 @@ use super::view::{self, Command, Situation, View};
 use crate::actions::restart::{RestartError, Restarted};
 use crate::actions::{Action, Confirm, network, restart, storage};
 use crate::device::{self, MuxAddress};
-use crate::engine::{self, BackupOptions};
+use crate::engine::{self, BackupEvent, BackupOptions};
 use crate::monitor::shell::{self, MonitorEvent, ShellOptions};
 use crate::monitor::{Notice, PhoneSummary};
 use crate::notify::{self, Message, Notifier};
@@ -493,6 +493,8 @@ fn backup_thread(
             ));
         }
     };
+    // Kept apart from the asker, which the backup borrows while it runs.
+    let (notifier, main) = (asker.notifier.clone(), asker.runtime.clone());
     rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut recorder = engine::record::Recorder::new(runs);
@@ -555,7 +557,16 @@ fn backup_thread(
                     };
                     return Some(outcome);
                 }
-                Some(event) = rx.recv() => recorder.event(&event),
+                Some(event) = rx.recv() => {
+                    if let BackupEvent::Started { asks_for_passcode: true, device_name, .. } = &event {
+                        let message = messages::passcode(device_name.as_deref());
+                        let notifier = notifier.clone();
+                        main.spawn(async move {
+                            let _ = notifier.post(&message).await;
+                        });
+                    }
+                    recorder.event(&event)
+                }
                 _ = &mut cancel => return None,
             }
         }

@@ -124,6 +124,18 @@ pub fn question(text: &str) -> Message {
         .button("no", "No")
 }
 
+/// The phone waits for its passcode before the backup starts (iOS 16.1
+/// and later): say so while there is still time to enter it.
+pub fn passcode(phone: Option<&str>) -> Message {
+    let phone = phone.unwrap_or("the iPhone");
+    Message::new(
+        format!("Enter the passcode on {phone}"),
+        format!(
+            "{phone} asks for its passcode before a backup starts. Unlock it and enter the passcode now; without it the backup stops after a few minutes (error 208)."
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -733,3 +733,27 @@ async fn a_stopped_runs_copy_is_put_back_unless_a_run_holds_the_lock() {
     assert!(!engine::snapshot::snapshot_path(&folder).exists());
     assert!(!dir.path().join(format!(".unstuck-{UDID}.lock")).exists());
 }
+
+/// iOS 16.1 and later wait for the passcode before a backup: `unstuck
+/// backup` says so at once, and a wait that runs out is error 208 (exit 14).
+#[test]
+fn the_passcode_wait_is_announced() {
+    let _programs = util::backup_programs_lock();
+    let mut c = config();
+    c.passcode_wait = Some(Duration::from_secs(1));
+    let (_runtime, sim) = crate::util::sim_on_runtime(c);
+    let home = util::Home::new();
+    let dest = tempfile::tempdir().unwrap();
+    let run = home.run_on(
+        &sim.usbmuxd_address(),
+        &["backup", "--dest", dest.path().to_str().unwrap()],
+    );
+    assert_eq!(run.code(), Some(14), "{}{}", run.stdout(), run.stderr());
+    // Progress goes to standard error, as the rest of the run's story.
+    assert!(
+        run.stderr()
+            .contains("Enter the passcode on the iPhone now"),
+        "{}",
+        run.stderr()
+    );
+}
