@@ -751,7 +751,9 @@ mod tests {
             assert_eq!(got[1].notices, [NoticeKind::Stalled]);
             let causes = &got[1].causes;
             assert_eq!(causes.first(), Some(&cause), "{causes:?}");
-            assert!(causes.contains(&Cause::ProcessHung), "{causes:?}");
+            // The program waits for its phone: not "hung, written nothing
+            // for 0 s". See: issue #20.
+            assert!(!causes.contains(&Cause::ProcessHung), "{causes:?}");
         }
     }
 

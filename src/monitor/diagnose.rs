@@ -113,8 +113,10 @@ pub(super) fn diagnose(
             actions: vec![Action::RestartBackup],
         });
     }
+    // A program whose phone just went away is waiting for it, not hung.
+    let phone_gone = phone.device.is_none() && was_attached;
     for p in processes.iter().filter(|p| !p.helper) {
-        if phase.is_some() && p.cpu_percent < WAITING_CPU_PERCENT {
+        if phase.is_some() && p.cpu_percent < WAITING_CPU_PERCENT && !phone_gone {
             found.push(Finding {
                 cause: Cause::ProcessHung,
                 evidence: vec![format!(
