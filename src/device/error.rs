@@ -39,6 +39,16 @@ pub enum DeviceError {
         "the secure connection to the iPhone failed ({detail}): unplug it, plug it back in and tap Trust This Computer if asked"
     )]
     Tls { detail: String },
+    /// Something listens at the usbmuxd address but never answers.
+    #[error(
+        "usbmuxd at {address} did not answer within {} s: it may be hung; restart it (or the computer) and try again", after.as_secs()
+    )]
+    UsbmuxdTimeout { address: String, after: Duration },
+    /// What listens at the usbmuxd address answers, but not as usbmuxd.
+    #[error(
+        "the program at {address} does not speak usbmuxd's protocol ({detail}): check USBMUXD_SOCKET_ADDRESS, or usbmuxd_address in the config file"
+    )]
+    NotUsbmuxd { address: String, detail: String },
     /// The phone went away in the middle of a request.
     #[error(
         "the iPhone was disconnected during the request: check the cable (or the Wi-Fi) and try again"

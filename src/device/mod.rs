@@ -206,8 +206,32 @@ pub async fn list(
     deadline: Duration,
 ) -> Result<Vec<AttachedDevice>, DeviceError> {
     let (mut mux, _) = addr.open(deadline).await?;
-    let devices = within(deadline, "the device list", mux.get_devices()).await?;
+    let devices = device_list(addr, deadline, &mut mux).await?;
     Ok(usable(&devices).map(attached).collect())
+}
+
+/// The first request of every talk with usbmuxd. Its failures are usbmuxd's
+/// (no phone has been reached yet), and say so.
+async fn device_list(
+    addr: &MuxAddress,
+    deadline: Duration,
+    mux: &mut UsbmuxdConnection,
+) -> Result<Vec<UsbmuxdDevice>, DeviceError> {
+    within(deadline, "the device list", mux.get_devices())
+        .await
+        .map_err(|e| match e {
+            DeviceError::Timeout { after, .. } => DeviceError::UsbmuxdTimeout {
+                address: addr.to_string(),
+                after,
+            },
+            DeviceError::Protocol(detail) | DeviceError::Tls { detail } => {
+                DeviceError::NotUsbmuxd {
+                    address: addr.to_string(),
+                    detail,
+                }
+            }
+            other => other,
+        })
 }
 
 /// The devices whose UDID can be trusted to name a folder; any other is
@@ -234,7 +258,7 @@ async fn session(
     deadline: Duration,
 ) -> Result<Session, DeviceError> {
     let (mut mux, _) = addr.open(deadline).await?;
-    let devices = within(deadline, "the device list", mux.get_devices()).await?;
+    let devices = device_list(addr, deadline, &mut mux).await?;
     let mut usable = usable(&devices);
     let device = match udid {
         Some(udid) => usable.find(|d| d.udid == udid),

@@ -318,11 +318,37 @@ async fn hostile_usbmuxd_frames_are_errors_not_panics() {
         let err = device::list(&MuxAddress::Tcp(port), Duration::from_secs(2))
             .await
             .unwrap_err();
+        // usbmuxd's fault, named as such: not "the iPhone did not answer".
         assert!(
-            matches!(err, DeviceError::Protocol(_) | DeviceError::Timeout { .. }),
+            matches!(
+                err,
+                DeviceError::NotUsbmuxd { .. } | DeviceError::UsbmuxdTimeout { .. }
+            ),
             "{err:?}"
         );
+        assert!(!err.to_string().contains("iPhone did not"), "{err}");
     }
+}
+
+/// A listener that takes the connection and never answers: usbmuxd is
+/// named, not the phone.
+#[tokio::test]
+async fn a_usbmuxd_that_never_answers_is_named() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (_s, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    // A real wait: only a real deadline ends a socket that says nothing.
+    let err = device::list(&MuxAddress::Tcp(port), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::UsbmuxdTimeout { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with("usbmuxd at 127.0.0.1:"),
+        "{err}"
+    );
 }
 
 #[test]
