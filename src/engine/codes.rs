@@ -82,7 +82,9 @@ const TABLE: &[(&[u64], Meaning)] = &[
     (
         &[105],
         Meaning {
-            cause: "this computer's backup disk is full",
+            // The phone's judgement for this backup: the disk may still
+            // have gigabytes free, just not enough for it.
+            cause: "this computer's backup disk has too little free space for this backup",
             action: "free space on the backup disk (Storage Clean-up) or back up to another disk (--dest)",
             finding: Cause::HostDiskFull,
             actions: CLEAN_UP_THEN_BACKUP,
@@ -185,7 +187,13 @@ mod tests {
         check(3, "bad state", Unknown, RestartPhone, 11);
         check(101, "backup records", Unknown, RestartBackup, 16);
         check(104, "file list", Unknown, RestartBackup, 16);
-        check(105, "disk is full", HostDiskFull, StorageCleanup, 12);
+        check(
+            105,
+            "too little free space",
+            HostDiskFull,
+            StorageCleanup,
+            12,
+        );
         check(205, "leftovers", Leftovers, StorageCleanup, 15);
         check(207, "password", WrongPassword, EncryptionReset, 13);
         check(208, "passcode", PasscodeWait, RestartBackup, 14);

@@ -224,7 +224,9 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
         // Some hosts answer, some do not: wait briefly, then give up either way.
         let _ = tokio::time::timeout(Duration::from_secs(2), status_response(conn)).await;
         let description = format!(
-            "Not enough free disk space on the computer: the backup needs {needed} bytes, {free} are free."
+            "Not enough free disk space on the computer: the backup needs {}, {} are free.",
+            crate::humanize::bytes(needed),
+            crate::humanize::bytes(free)
         );
         return finish(conn, shared, 105, &description, 0).await;
     }

@@ -317,7 +317,7 @@ async fn every_error_code_has_its_message_and_exit_code() {
         (1, "unknown error", 11),
         (3, "bad state", 11),
         (102, "properties", 16),
-        (105, "disk is full", 12),
+        (105, "too little free space", 12),
         (205, "leftovers", 15),
         (207, "password", 13),
         (208, "passcode", 14),
@@ -369,7 +369,13 @@ async fn the_phone_saying_the_host_is_full_is_error_105() {
     let (result, _) = run(&sim, &options(dir.path()), |_, _| {}).await;
     let err = result.unwrap_err();
     assert!(matches!(err, EngineError::Phone { code: 105, .. }), "{err}");
-    assert!(err.to_string().contains("backup disk is full"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("backup disk has too little free space for this backup"),
+        "{err}"
+    );
+    // Sizes in words, not a 16-digit count of bytes.
+    assert!(!err.to_string().contains("1125899906842624"), "{err}");
 }
 
 #[tokio::test]
