@@ -25,12 +25,12 @@ pub fn run(ctx: &Context, scenario: &str, force_tray: bool) -> Result<ExitCode> 
     eprintln!(
         "No graphical session (DISPLAY and WAYLAND_DISPLAY are unset): showing the demo in the terminal."
     );
-    terminal(ctx)
+    terminal(ctx, scenario)
 }
 
 #[cfg(not(feature = "sim"))]
 pub fn run(ctx: &Context) -> Result<ExitCode> {
-    terminal(ctx)
+    terminal(ctx, "")
 }
 
 /// The tray on a simulated iPhone whose backup stalls until Restart Backup.
@@ -110,12 +110,12 @@ fn tray(ctx: &Context, scenario: &str, force: bool) -> Result<ExitCode> {
     setup.shell.idle_poll = Duration::from_secs(5);
     super::tray::start(ctx, runtime, setup, force, || {
         eprintln!("Showing the demo in the terminal instead.");
-        terminal(ctx)
+        terminal(ctx, scenario)
     })
 }
 
 /// Made-up backups, then an engine backup through a stall, in the terminal.
-fn terminal(ctx: &Context) -> Result<ExitCode> {
+fn terminal(ctx: &Context, scenario: &str) -> Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("unstuck-demo-")
         .tempdir()
@@ -175,29 +175,53 @@ fn terminal(ctx: &Context) -> Result<ExitCode> {
         super::status::render_table(&reports, now, out)
     })?;
     #[cfg(feature = "sim")]
-    simulated_backup(dir.path())?;
+    simulated_backup(dir.path(), scenario)?;
+    #[cfg(not(feature = "sim"))]
+    let _ = scenario;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A simulated iPhone backed up by Unstuck's engine; the phone stalls once
-/// (held still at 40 %) and the watchdog starts the transfer again.
+/// A simulated iPhone backed up by Unstuck's engine. In the default story
+/// (`stall-at-40`) the phone stalls once (held still at 40 %) and the
+/// watchdog starts the transfer again; any other scenario plays as it is,
+/// with a smaller phone so that it is quick, and ends as it ends.
 #[cfg(feature = "sim")]
-fn simulated_backup(dir: &std::path::Path) -> Result<()> {
+fn simulated_backup(dir: &std::path::Path, scenario: &str) -> Result<()> {
     use std::time::Duration;
 
     use crate::engine::{self, BackupEvent, BackupOptions};
-    use crate::sim::{Sim, SimConfig, Stall};
+    use crate::sim::{SimConfig, Stall};
     use crate::stall::StallThresholds;
 
-    let mut config = SimConfig::new("00008150-0011223344556677");
-    config.device_name = "Demo iPhone".into();
+    let story = scenario == "stall-at-40";
+    let mut config = if story {
+        let mut c = SimConfig::new("00008150-0011223344556677");
+        c.device_name = "Demo iPhone".into();
+        c.stall = Some(Stall {
+            at_percent: 40.0,
+            duration: Duration::from_secs(30),
+        });
+        c
+    } else {
+        crate::sim::scenario(scenario)
+            .with_context(|| format!("there is no scenario {scenario:?}"))?
+    };
     config.content.files = 120;
     config.content.file_size = 32 * 1024;
-    config.throughput = Some(2_000_000);
-    config.stall = Some(Stall {
-        at_percent: 40.0,
-        duration: Duration::from_secs(30),
-    });
+    config.throughput = config
+        .throughput
+        .map(|r| r.min(2_000_000))
+        .or(Some(2_000_000));
+    if config.passcode_wait.is_some() {
+        // A real phone gives up after minutes; the demo after seconds.
+        config.passcode_wait = Some(Duration::from_secs(5));
+    }
+    if let Some(stall) = &mut config.stall
+        && !story
+    {
+        // Long enough for the watchdog (2 s here) to see it.
+        stall.duration = Duration::from_secs(5);
+    }
     config.fit_storage_to_content();
     // Lines go out without failing on a closed pipe, like the rest.
     let say = |line: String| {
@@ -206,7 +230,7 @@ fn simulated_backup(dir: &std::path::Path) -> Result<()> {
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let sim = Sim::start(config).await?;
+        let sim = crate::sim::Sim::start(config).await?;
         say(format!(
             "\nNow a simulated iPhone (no real phone), backed up by Unstuck into {}:",
             dir.join("backups").display()
@@ -217,6 +241,8 @@ fn simulated_backup(dir: &std::path::Path) -> Result<()> {
             ..StallThresholds::default()
         };
         options.restart_backoff = Duration::from_millis(500);
+        // An unplugged demo phone is waited for seconds, not minutes.
+        options.reattach_wait = Duration::from_secs(5);
         options.tick = Duration::from_millis(250);
         // Nothing else can be backing up a phone that exists only here.
         options.check_other_programs = false;
@@ -236,14 +262,28 @@ fn simulated_backup(dir: &std::path::Path) -> Result<()> {
                     }
                     BackupEvent::Stalled { phase, quiet_secs } => {
                         say(format!("  stalled while {phase}: nothing for {quiet_secs} s — stopping this attempt"));
-                        sim.update(|c| c.stall = None);
+                        if story {
+                            sim.update(|c| c.stall = None);
+                        }
                     }
                     BackupEvent::Restarting { attempt, .. } => say(format!("  starting again (attempt {})", attempt + 1)),
+                    BackupEvent::Started { asks_for_passcode: true, .. } => {
+                        say("  the iPhone asks for its passcode before a backup: enter it on the iPhone now".into());
+                    }
                     _ => {}
                 },
             }
         };
-        let report = report.map_err(|e| anyhow::anyhow!("the demo backup failed: {e}"))?;
+        let report = match report {
+            Ok(report) => report,
+            // Another scenario may end as a phone would: that is the story.
+            Err(e) if !story => {
+                say(format!("  the backup did not finish: {e}"));
+                say(format!("  (exit code {} for `unstuck backup`; the last complete backup, if there was one, is unchanged)", e.exit_code()));
+                return Ok(());
+            }
+            Err(e) => return Err(anyhow::anyhow!("the demo backup failed: {e}")),
+        };
         say(format!(
             "  done: {} files, {} after {} restart{} — a complete backup, as `unstuck status` would say.",
             report.files,

@@ -278,6 +278,19 @@ fn demo_runs_without_a_phone() {
     }
 }
 
+/// Without a display the demo plays the scenario it is given, not the
+/// stall story: a phone that says the disk is short ends with error 105.
+#[test]
+fn the_terminal_demo_plays_the_scenario_it_is_given() {
+    let home = Home::new();
+    let run = home.run(&["demo", "--scenario", "host-disk-full"]);
+    run.success();
+    let out = run.stdout();
+    assert!(out.contains("error 105"), "{out}");
+    assert!(out.contains("exit code 12 for `unstuck backup`"), "{out}");
+    assert!(!out.contains("stalled"), "{out}");
+}
+
 #[test]
 fn closed_stdout_is_not_an_error() {
     use std::process::Stdio;
