@@ -183,7 +183,7 @@ pub async fn report(
         let free = surveyed
             .iter()
             .filter(|r| r.exists())
-            .map(|r| (r.clone(), crate::engine::free_space(r)))
+            .map(|r| (r.clone(), crate::backup_folder::free_space(r)))
             .collect();
         (free, survey(&surveyed, now, FORGOTTEN_AFTER))
     })

@@ -247,7 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                         .ok_or_else(|| protocol("CreateDirectory without a path"))?;
                     let path = folder.resolve(wire, Use::MakeFolder)?;
                     let done = folder.make_folders(&path);
-                    self.answer(done, wire).await?;
+                    self.answer(done, wire, None).await?;
                 }
                 "DLMessageMoveFiles" | "DLMessageMoveItems" => {
                     let moves = message
@@ -268,7 +268,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                     let done = checked
                         .iter()
                         .try_for_each(|(from, to)| folder.rename(from, to));
-                    self.answer_with_dict(done, "a move").await?;
+                    self.answer(done, "a move", Some(Value::Dictionary(Dictionary::new())))
+                        .await?;
                 }
                 "DLMessageRemoveFiles" | "DLMessageRemoveItems" => {
                     let items = message
@@ -283,7 +284,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                         checked.push(folder.resolve(wire, Use::Remove)?);
                     }
                     let done = checked.iter().try_for_each(|path| folder.remove(path));
-                    self.answer_with_dict(done, "a removal").await?;
+                    self.answer(
+                        done,
+                        "a removal",
+                        Some(Value::Dictionary(Dictionary::new())),
+                    )
+                    .await?;
                 }
                 "DLMessageCopyItem" => {
                     let (Some(from), Some(to)) = (string_at(&message, 1), string_at(&message, 2))
@@ -293,7 +299,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                     let from = folder.resolve(from, Use::CopyFrom)?;
                     let to = folder.resolve(to, Use::CopyTo)?;
                     let done = folder.copy(&from, &to);
-                    self.answer_with_dict(done, "a copy").await?;
+                    self.answer(done, "a copy", Some(Value::Dictionary(Dictionary::new())))
+                        .await?;
                 }
                 "DLMessageProcessMessage" => return Ok(Some(process_body(message))),
                 "DLMessageDisconnect" => return Ok(None),
@@ -316,18 +323,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         }
     }
 
-    async fn answer(&mut self, done: io::Result<()>, what: &str) -> io::Result<()> {
-        match done {
-            Ok(()) => self.status(0, None, None).await,
-            Err(e) => {
-                tracing::warn!(path = what, error = %e, "a request of the iPhone failed");
-                self.status(-1, Some(&e.to_string()), None).await
-            }
-        }
-    }
-
-    async fn answer_with_dict(&mut self, done: io::Result<()>, what: &str) -> io::Result<()> {
-        let payload = Some(Value::Dictionary(Dictionary::new()));
+    /// Answers a request that was carried out or failed: 0, or -1 with the
+    /// error's words (and `payload`, where the request's answer carries one).
+    async fn answer(
+        &mut self,
+        done: io::Result<()>,
+        what: &str,
+        payload: Option<Value>,
+    ) -> io::Result<()> {
         match done {
             Ok(()) => self.status(0, None, payload).await,
             Err(e) => {

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 /// Free space for backups: what pre-flight weighs, and what the storage fix
 /// shows per backup root.
-pub use crate::backup_folder::free_space;
+use crate::backup_folder::free_space;
 use crate::backup_folder::{
     self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState,
 };
