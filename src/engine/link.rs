@@ -199,8 +199,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     }
 
     /// Serves the phone's file requests until its final answer: `Some` with
-    /// the answer's dictionary, `None` when it disconnects without one.
+    /// the answer's dictionary, `None` when it disconnects without one. A
+    /// refused path, in whatever request, is logged and the phone hears it
+    /// (status -1 with the reason) before the conversation ends.
     pub(crate) async fn serve(
+        &mut self,
+        folder: &mut PhoneFolder,
+        free_space: impl Fn() -> u64,
+        observed: &Mutex<Observed>,
+    ) -> Result<Option<Dictionary>, LinkError> {
+        let served = self.requests(folder, free_space, observed).await;
+        if let Err(LinkError::Refused(r)) = &served {
+            tracing::error!("{r}");
+            // The phone may not listen any more; the run ends either way.
+            let _ = self.status(-1, Some(&r.to_string()), None).await;
+        }
+        served
+    }
+
+    async fn requests(
         &mut self,
         folder: &mut PhoneFolder,
         free_space: impl Fn() -> u64,
@@ -351,12 +368,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             .get(1)
             .and_then(Value::as_array)
             .ok_or_else(|| protocol("DownloadFiles without its list"))?;
-        let mut failed = Dictionary::new();
+        // Every path is checked before any file is sent, so a refusal never
+        // lands in the middle of a file stream.
+        let mut checked = Vec::with_capacity(files.len());
         for wire in files {
             let wire = wire
                 .as_string()
                 .ok_or_else(|| protocol("DownloadFiles of no path"))?;
-            let path = folder.resolve(wire, Use::Read)?;
+            checked.push((wire, folder.resolve(wire, Use::Read)?));
+        }
+        let mut failed = Dictionary::new();
+        for (wire, path) in checked {
             self.stream
                 .write_all(&(wire.len() as u32).to_be_bytes())
                 .await?;
@@ -451,7 +473,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                     }
                 },
                 Err(r) => {
-                    tracing::error!("{r}");
                     refused.get_or_insert(r);
                     (None, Default::default())
                 }
@@ -506,7 +527,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             }
         }
         if let Some(r) = refused {
-            self.status(-1, Some(&r.to_string()), None).await?;
             return Err(LinkError::Refused(r));
         }
         if let Some((path, source)) = failed {
@@ -831,6 +851,59 @@ mod tests {
                     ended
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    /// A refused path, in a request other than an upload, is answered with
+    /// status -1 and the reason before the conversation ends.
+    #[test]
+    fn the_phone_hears_a_refusal() {
+        let udid = "00008030-0011223344556677";
+        let dir = tempfile::tempdir().unwrap();
+        let mut sent = Vec::new();
+        for message in [
+            vec![
+                Value::from("DLMessageRemoveItems"),
+                Value::Array(vec!["../".into()]),
+                Value::Dictionary(Dictionary::new()),
+                Value::Real(1.0),
+            ],
+            vec![
+                Value::from("DLMessageDownloadFiles"),
+                Value::Array(vec![
+                    format!("{udid}/Status.plist").into(),
+                    "00008030-FFFFFFFFFFFFFFFF/Manifest.plist".into(),
+                ]),
+                Value::Dictionary(Dictionary::new()),
+                Value::Real(1.0),
+            ],
+        ] {
+            let input = wire::plist_frame(&Value::Array(message), true);
+            let mut output = Vec::new();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let ended = rt.block_on(async {
+                let stream = tokio::io::join(&input[..], &mut output);
+                let mut link = Link::new(stream);
+                let mut folder = PhoneFolder::new(dir.path(), udid);
+                link.serve(&mut folder, || 0, &Observed::shared()).await
+            });
+            assert!(matches!(ended, Err(LinkError::Refused(_))), "{ended:?}");
+            sent.push(output);
+        }
+        for output in sent {
+            // Only the answer went out: no file stream began before it.
+            let reply = wire::parse_value(&output[4..]).unwrap();
+            let reply = reply.as_array().unwrap();
+            assert_eq!(reply[0].as_string(), Some("DLMessageStatusResponse"));
+            assert_eq!(reply[1].as_signed_integer(), Some(-1));
+            assert!(reply[2].as_string().unwrap().contains("refused"));
         }
     }
 }
