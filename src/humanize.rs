@@ -6,6 +6,14 @@ use jiff::{SignedDuration, Timestamp};
 /// How long before `now` `then` was, in the largest whole unit: "just now",
 /// "5 minutes ago", "2 days ago". A time after `now` (a clock set wrong) says
 /// "in the future" rather than a negative age.
+/// `s` with its first letter in upper case: a message begun as a sentence.
+pub fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
 pub fn ago(now: Timestamp, then: Timestamp) -> String {
     let elapsed = now.duration_since(then);
     if elapsed < SignedDuration::ZERO {
@@ -37,6 +45,16 @@ pub fn duration(d: SignedDuration) -> String {
     }
 }
 
+/// A system error as a person reads it: the system's own words without
+/// Rust's " (os error 28)" after them.
+pub fn io_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
 /// A byte count in decimal units, as Finder shows sizes: "0 B", "950 KB",
 /// "1.4 GB".
 pub fn bytes(n: u64) -> String {
@@ -57,6 +75,14 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_errors_lose_rusts_number() {
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(io_error(&full), "No space left on device");
+        let own = std::io::Error::other("a message (of ours)");
+        assert_eq!(io_error(&own), "a message (of ours)");
+    }
 
     #[test]
     fn ages() {

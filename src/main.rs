@@ -6,9 +6,8 @@ fn main() -> ExitCode {
     match unstuck::cli::run(unstuck::cli::Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            // `{:#}` prints the whole chain: what failed, then why.
-            eprintln!("unstuck: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("unstuck: {}", unstuck::cli::words_of(&err));
+            unstuck::cli::exit_code_of(&err)
         }
     }
 }

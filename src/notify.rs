@@ -32,10 +32,12 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message on the desktop: advice written for a terminal (fixes as
+    /// `` `unstuck fix …` `` commands) is put in the menu's words.
     pub fn new(title: impl Into<String>, body: impl Into<String>) -> Message {
         Message {
             title: title.into(),
-            body: body.into(),
+            body: crate::cause::in_menu_words(&body.into()),
             buttons: Vec::new(),
         }
     }

@@ -10,7 +10,7 @@
 pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
     "On the iPhone: Settings → General → Transfer or Reset iPhone → Reset → Reset All Settings (your data stays; settings such as Wi-Fi passwords and wallpaper are reset).",
     "Unlock the iPhone and enter its passcode when asked: this removes the backup password.",
-    "Turn encryption back on with a new password: unstuck encryption on (or Encryption… in Unstuck's menu).",
+    "Turn encryption back on with a new password (`unstuck encryption on`).",
 ];
 
 /// The fixes by name; defined with the monitor's plain data, which

@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use crate::device::{self, Link, MuxAddress};
+use crate::device::{self, DeviceError, Link, MuxAddress};
+use crate::humanize;
 
 /// What the advice is built from.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +18,17 @@ pub struct Inputs {
     /// Detaches seen in the last minutes (a loose cable or a hub).
     pub recent_detaches: u32,
     pub network_up: Option<bool>,
+    /// What keeps Unstuck from talking to the phone, when something does.
+    pub blocker: Option<Blocker>,
+}
+
+/// Why the phone could not be asked, in words that say what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// usbmuxd cannot be reached: how the phone is attached is unknown.
+    Usbmuxd(String),
+    /// usbmuxd lists the phone, but it refused (locked, not trusted …).
+    Phone(String),
 }
 
 /// One piece of advice; `toggle` offers the Wi-Fi sync switch in one click.
@@ -40,6 +52,8 @@ pub struct NetworkAdvice {
     pub udid: Option<String>,
     pub link: Option<Link>,
     pub advice: Vec<Advice>,
+    /// What kept Unstuck from asking the phone, if anything did.
+    pub blocker: Option<Blocker>,
 }
 
 /// Reads the phone's facts (when `addr` is given) and advises; a phone that
@@ -49,27 +63,64 @@ pub async fn gather(
     udid: Option<&str>,
     recent_detaches: u32,
 ) -> NetworkAdvice {
-    let facts = match addr {
-        Some(addr) => device::facts(addr, udid, device::DEADLINE).await.ok(),
-        None => None,
+    let Some(addr) = addr else {
+        return NetworkAdvice {
+            udid: None,
+            link: None,
+            advice: advise(&Inputs {
+                recent_detaches,
+                ..Inputs::default()
+            }),
+            blocker: None,
+        };
     };
-    let link = facts.as_ref().map(|f| f.link);
+    let (facts, link, blocker) = match device::facts(addr, udid, device::DEADLINE).await {
+        Ok(f) => {
+            let link = Some(f.link);
+            (Some(f), link, None)
+        }
+        Err(DeviceError::NoDevice { .. }) => (None, None, None),
+        Err(
+            e @ (DeviceError::UsbmuxdNotRunning { .. }
+            | DeviceError::UsbmuxdTimeout { .. }
+            | DeviceError::NotUsbmuxd { .. }
+            | DeviceError::BadAddress { .. }),
+        ) => (None, None, Some(Blocker::Usbmuxd(e.to_string()))),
+        Err(e) => {
+            // The phone refused, but usbmuxd still says how it is attached.
+            let link = device::list(addr, device::DEADLINE)
+                .await
+                .ok()
+                .and_then(|l| l.into_iter().find(|d| udid.is_none_or(|u| d.udid == u)))
+                .map(|d| d.link);
+            (None, link, Some(Blocker::Phone(e.to_string())))
+        }
+    };
     let advice = advise(&Inputs {
         link,
         wifi_sync: facts.as_ref().and_then(|f| f.wifi_sync),
         recent_detaches,
         network_up: None,
+        blocker: blocker.clone(),
     });
     NetworkAdvice {
         udid: facts.map(|f| f.udid),
         link,
         advice,
+        blocker,
     }
 }
 
 /// The advice, most likely fix first.
 pub fn advise(i: &Inputs) -> Vec<Advice> {
     let mut out = Vec::new();
+    match &i.blocker {
+        // Without usbmuxd nothing about the phone is known: that is the fix.
+        // (Its name is written in lower case, even first in a sentence.)
+        Some(Blocker::Usbmuxd(why)) => return vec![say(why.clone())],
+        Some(Blocker::Phone(why)) => out.push(say(humanize::upper_first(why))),
+        None => {}
+    }
     if i.recent_detaches >= 2 {
         out.push(say(format!(
             "The connection dropped {} times in the last minutes: use another cable and another USB port, plugged straight into the computer (no hub).",
@@ -101,7 +152,7 @@ pub fn advise(i: &Inputs) -> Vec<Advice> {
             ));
         }
         Some(Link::Usb) => {
-            if i.recent_detaches < 2 {
+            if i.recent_detaches < 2 && i.blocker.is_none() {
                 out.push(say("The USB connection looks steady; if backups still stop, try another cable or port."));
             }
             if i.wifi_sync == Some(false) {
@@ -131,6 +182,34 @@ mod tests {
         assert!(advice[0].text.contains(first), "{advice:#?}");
         assert_eq!(advice.len(), len, "{advice:#?}");
         advice
+    }
+
+    #[test]
+    fn what_blocks_the_phone_comes_first_and_no_cable_is_asked_for_on_usb() {
+        let locked = check(
+            Inputs {
+                link: Some(Link::Usb),
+                wifi_sync: Some(true),
+                blocker: Some(Blocker::Phone("the iPhone is locked: unlock it".into())),
+                ..Inputs::default()
+            },
+            "The iPhone is locked",
+            2,
+        );
+        assert!(
+            locked
+                .iter()
+                .all(|a| !a.text.contains("Plug the iPhone in"))
+        );
+        check(
+            Inputs {
+                blocker: Some(Blocker::Usbmuxd("usbmuxd is not running at /x".into())),
+                wifi_sync: Some(true),
+                ..Inputs::default()
+            },
+            "usbmuxd is not running",
+            1,
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::Context;
 use super::devices::mux_address;
 use crate::device;
+use crate::engine::record::Failure;
 use crate::engine::{self, BackupEvent, EngineError};
 use crate::humanize;
 
@@ -29,30 +30,14 @@ pub fn run(
     options.full = full;
 
     let runtime = super::runtime()?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let result = runtime.block_on(async {
-        let work = engine::backup_until(&addr, &options, &tx, crate::signals::stopped());
-        tokio::pin!(work);
-        let mut view = View::new(json);
-        let mut recorder = engine::record::Recorder::new(ctx.dirs.data_dir.join("runs"));
-        loop {
-            tokio::select! {
-                result = &mut work => {
-                    while let Ok(event) = rx.try_recv() {
-                        recorder.event(&event);
-                        view.show(&event);
-                    }
-                    view.done();
-                    recorder.end(&result);
-                    return result;
-                }
-                Some(event) = rx.recv() => {
-                    recorder.event(&event);
-                    view.show(&event);
-                }
-            }
-        }
-    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let result = runtime.block_on(follow(
+        ctx,
+        json,
+        rx,
+        engine::backup_until(&addr, &options, &tx, crate::signals::stopped()),
+        |r| r.as_ref().err().map(Failure::of),
+    ));
     match result {
         Ok(report) => {
             if json {
@@ -87,6 +72,40 @@ pub fn run(
                 eprintln!("unstuck: the last complete backup, if there was one, is unchanged.");
             }
             Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+/// Runs `work` (a backup, or a fix that backs up) while showing its
+/// events — a bar, lines or JSON — and keeping its run record, which a
+/// monitor in another process reads; `failure` says how a result failed.
+pub(super) async fn follow<T>(
+    ctx: &Context,
+    json: bool,
+    mut events: mpsc::UnboundedReceiver<BackupEvent>,
+    work: impl std::future::Future<Output = T>,
+    failure: impl FnOnce(&T) -> Option<Failure>,
+) -> T {
+    tokio::pin!(work);
+    let mut view = View::new(json);
+    let mut recorder = engine::record::Recorder::new(ctx.dirs.data_dir.join("runs"));
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                while let Ok(event) = events.try_recv() {
+                    recorder.event(&event);
+                    view.show(&event);
+                }
+                view.done();
+                if recorder.started() {
+                    recorder.finish(failure(&result));
+                }
+                return result;
+            }
+            Some(event) = events.recv() => {
+                recorder.event(&event);
+                view.show(&event);
+            }
         }
     }
 }
@@ -156,16 +175,24 @@ impl View {
                 let secs = self.started.elapsed().as_secs_f64().max(0.001);
                 let rate = *bytes as f64 / secs;
                 let eta = match percent {
-                    Some(p) if *p > 0.5 && *p < 100.0 => {
-                        format!(", ETA {:.0} s", secs * (100.0 - p) / p)
-                    }
+                    Some(p) if *p > 0.5 && *p < 100.0 => format!(
+                        ", ETA {}",
+                        humanize::duration(jiff::SignedDuration::from_secs_f64(
+                            secs * (100.0 - p) / p
+                        ))
+                    ),
                     _ => String::new(),
                 };
-                let msg = format!(
-                    "{phase}: {} at {}/s{eta}",
-                    humanize::bytes(*bytes),
-                    humanize::bytes(rate as u64)
-                );
+                // Nothing has come yet: the phase says it all.
+                let msg = if *bytes == 0 {
+                    phase.to_string()
+                } else {
+                    format!(
+                        "{phase}: {} at {}/s{eta}",
+                        humanize::bytes(*bytes),
+                        humanize::bytes(rate as u64)
+                    )
+                };
                 if let Some(bar) = &self.bar {
                     bar.set_position(percent.unwrap_or(0.0) as u64);
                     bar.set_message(msg);
@@ -180,9 +207,10 @@ impl View {
             BackupEvent::Stalled { phase, quiet_secs } => Some(format!(
                 "Stalled while {phase}: nothing for {quiet_secs} s; stopping this attempt"
             )),
-            BackupEvent::WaitingForPhone { reason } => {
-                Some(format!("{reason}. Waiting for the iPhone to come back…"))
-            }
+            BackupEvent::WaitingForPhone { wait_secs } => Some(format!(
+                "The iPhone went away: plug it back in (or bring it back to the Wi-Fi) and unlock it. The backup goes on when it is back (waiting up to {}).",
+                humanize::duration(jiff::SignedDuration::from_secs(*wait_secs as i64))
+            )),
             BackupEvent::Restarting { attempt, of } => Some(format!(
                 "Starting again (attempt {} of {})",
                 attempt + 1,

@@ -12,27 +12,29 @@ use super::Context;
 use super::devices::mux_address;
 use crate::actions::restart::Restarted;
 use crate::actions::{self, Action, Confirm, network, restart, storage};
-use crate::device::{self, Link};
+use crate::device;
+use crate::engine::record::Failure;
 use crate::humanize;
 
-/// The fix's name on the command line, and its help.
-pub(crate) fn cli_name(action: Action) -> (&'static str, &'static str) {
+/// The fix's help on the command line.
+fn help(action: Action) -> &'static str {
     match action {
-        Action::RestartBackup => (
-            "restart",
-            "Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again",
-        ),
-        Action::RestartPhone => ("restart-iphone", "Restart the iPhone (the fix for error 3)"),
-        Action::NetworkAdvice => (
-            "network",
-            "Advice for the cable or Wi-Fi, and the Wi-Fi sync switch",
-        ),
-        Action::StorageCleanup => ("storage", "What takes space, and moving items to the trash"),
-        Action::EncryptionReset => (
-            "encryption",
-            "Whether backups are encrypted, and what to do about a forgotten password",
-        ),
+        Action::RestartBackup => {
+            "Stop a backup program stuck on this phone (after a yes; a typed yes when unsure), clear leftovers, back up again"
+        }
+        Action::RestartPhone => "Restart the iPhone (the fix for error 3)",
+        Action::NetworkAdvice => "Advice for the cable or Wi-Fi, and the Wi-Fi sync switch",
+        Action::StorageCleanup => "What takes space, and moving items to the trash",
+        Action::EncryptionReset => {
+            "Whether backups are encrypted, and what to do about a forgotten password"
+        }
     }
+}
+
+/// The fix's name after `unstuck fix` (its command says it once).
+fn cli_name(action: Action) -> &'static str {
+    let command = action.command();
+    command.strip_prefix("unstuck fix ").unwrap_or(command)
 }
 
 /// `unstuck fix <FIX>` names the same fixes as the menu and the
@@ -49,8 +51,7 @@ impl clap::ValueEnum for Action {
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        let (name, help) = cli_name(*self);
-        Some(clap::builder::PossibleValue::new(name).help(help))
+        Some(clap::builder::PossibleValue::new(cli_name(*self)).help(help(*self)))
     }
 }
 
@@ -151,6 +152,8 @@ fn refused(e: restart::RestartError) -> Result<ExitCode> {
             eprintln!("unstuck: backup failed: {e}");
             Ok(ExitCode::from(e.exit_code()))
         }
+        // Kept as itself, so the exit code says the phone was not reached.
+        restart::RestartError::Device(e) => Err(e.into()),
         e => bail!("{e}"),
     }
 }
@@ -167,30 +170,26 @@ pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
             let options = ctx.backup_options(o.udid.clone(), o.dest.clone())?;
             let stuck_after = restart::stuck_after(&ctx.config.monitor.monitor_config());
             let command = ctx.config.backup.platform_command.clone();
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let printer = std::thread::spawn(move || {
-                while let Some(event) = rx.blocking_recv() {
-                    match event {
-                        crate::engine::BackupEvent::Stalled { phase, quiet_secs } => {
-                            eprintln!("stalled while {phase} ({quiet_secs} s)");
-                        }
-                        crate::engine::BackupEvent::Restarting { attempt, of } => {
-                            eprintln!("starting again (attempt {} of {})", attempt + 1, of + 1);
-                        }
-                        _ => {}
-                    }
-                }
-            });
-            let result = runtime.block_on(restart::restart(
-                &addr,
-                &options,
-                stuck_after,
-                command.as_deref(),
-                &mut prompt,
-                &tx,
+            let (tx, rx) = mpsc::unbounded_channel();
+            // Shown and recorded as `unstuck backup` shows and records it.
+            let result = runtime.block_on(super::backup::follow(
+                ctx,
+                false,
+                rx,
+                restart::restart(
+                    &addr,
+                    &options,
+                    stuck_after,
+                    command.as_deref(),
+                    &mut prompt,
+                    &tx,
+                ),
+                |r| match r {
+                    Ok(_) => None,
+                    Err(restart::RestartError::Engine(e)) => Some(Failure::of(e)),
+                    Err(e) => Some(Failure::unknown(e.to_string())),
+                },
             ));
-            drop(tx);
-            let _ = printer.join();
             match result {
                 Ok(Restarted::Backup(report)) => {
                     println!(
@@ -244,11 +243,13 @@ pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
                     println!("Wi-Fi sync is now {what}.");
                 }
             }
-            if found.link == Some(Link::Usb) || found.link == Some(Link::Wifi) {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::from(1))
-            }
+            // 4 as everywhere when usbmuxd cannot be reached; 1 when no
+            // phone is attached (the advice says how to attach it).
+            Ok(match (&found.blocker, found.link) {
+                (Some(network::Blocker::Usbmuxd(_)), _) => ExitCode::from(4),
+                (_, Some(_)) => ExitCode::SUCCESS,
+                (_, None) => ExitCode::from(1),
+            })
         }
         Action::StorageCleanup => {
             let roots = ctx.root_paths(&o.backup_roots);
@@ -266,16 +267,25 @@ pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
                 println!("Nothing to clean up.");
             }
             for item in &report.items {
+                // Whose it is, when its Info.plist says.
+                let whose = item
+                    .device_name
+                    .as_deref()
+                    .map(|n| format!("{n}: "))
+                    .unwrap_or_default();
                 println!(
-                    "{}  {:>9}  {}  — {}",
+                    "{}  {:>9}  {}  — {whose}{}",
                     item.id,
                     humanize::bytes(item.bytes),
                     item.path.display(),
                     item.why
                 );
             }
+            if !report.hints.is_empty() {
+                println!("On the iPhone:");
+            }
             for hint in &report.hints {
-                println!("iPhone: {hint}");
+                println!("  {hint}");
             }
             let mut freed = 0;
             for wanted in &o.trash {

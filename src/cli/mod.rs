@@ -342,6 +342,30 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Writes to stdout through `f`. A closed pipe (`unstuck status | head`) is
 /// not an error: the reader has what it wanted.
+/// An error that ends a command in words: the whole chain (what failed,
+/// then why), each system error without Rust's " (os error N)".
+pub fn words_of(err: &anyhow::Error) -> String {
+    let mut text = format!("{err:#}");
+    while let Some(at) = text.find(" (os error ") {
+        let Some(len) = text[at..].find(')') else {
+            break;
+        };
+        text.replace_range(at..at + len + 1, "");
+    }
+    text
+}
+
+/// The exit code for an error that ends a command: 4 when the phone or
+/// usbmuxd could not be reached (as `unstuck backup` says it), else 1.
+pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
+    // A usbmuxd address that cannot be parsed is a setting to correct (1).
+    let unreachable = err.chain().any(|e| {
+        e.downcast_ref::<crate::device::DeviceError>()
+            .is_some_and(|d| !matches!(d, crate::device::DeviceError::BadAddress { .. }))
+    });
+    ExitCode::from(if unreachable { 4 } else { 1 })
+}
+
 fn print(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -16,9 +16,9 @@ use super::devices::mux_address;
 use crate::backup_folder::SnapshotState;
 use crate::device;
 use crate::humanize;
-use crate::monitor::observe::{AttachedPhones, Sampler};
+use crate::monitor::observe::{AttachedPhones, Facts, Sampler};
 use crate::monitor::shell::{self, MonitorEvent, ShellOptions};
-use crate::monitor::{Effect, Finding, Monitor, PhoneState};
+use crate::monitor::{Effect, Finding, Monitor, PhoneState, PhoneSummary};
 
 pub fn run(
     ctx: &Context,
@@ -53,12 +53,24 @@ pub fn run(
         let every = Duration::from_secs(if json { 1 } else { 5 });
         let mut last_progress: std::collections::HashMap<String, std::time::Instant> =
             Default::default();
+        let mut started = false;
         loop {
             tokio::select! {
                 Some(event) = rx.recv() => {
-                    // Summaries and devices are the tray's; notices' buttons
-                    // are not listened to here.
-                    let MonitorEvent::Effect(effect) = event else { continue };
+                    // The first summaries are the picture it starts with;
+                    // later ones and devices are the tray's; notices'
+                    // buttons are not listened to here.
+                    let effect = match event {
+                        MonitorEvent::Effect(effect) => effect,
+                        MonitorEvent::Summaries(phones) if !started => {
+                            started = true;
+                            if print_start(&phones, json).is_err() {
+                                return Ok(ExitCode::SUCCESS);
+                            }
+                            continue;
+                        }
+                        _ => continue,
+                    };
                     if let Effect::Progress { udid, .. } = &effect {
                         let due = last_progress.get(udid).is_none_or(|t| t.elapsed() >= every);
                         if !due {
@@ -77,7 +89,8 @@ pub fn run(
 }
 
 /// One look: exit 0 when all is well, 2 when a backup is stalled, 3 when
-/// the last backup of a phone did not finish.
+/// the last backup of a phone did not finish, 4 when a phone refuses this
+/// computer (locked, not trusted); the highest that applies.
 async fn run_once(
     ctx: &Context,
     roots: &[PathBuf],
@@ -91,9 +104,11 @@ async fn run_once(
         match device::list(addr, device::DEADLINE).await {
             Ok(list) => {
                 for d in list {
-                    let facts = device::facts(addr, Some(&d.udid), device::DEADLINE)
-                        .await
-                        .ok();
+                    let facts = match device::facts(addr, Some(&d.udid), device::DEADLINE).await {
+                        Ok(f) => Facts::Known(f),
+                        Err(e) if e.is_refusal() => Facts::Refused(e),
+                        Err(_) => Facts::Pending,
+                    };
                     attached.insert(d.udid.clone(), (d, facts));
                 }
             }
@@ -118,8 +133,17 @@ async fn run_once(
             .await?;
     let mut monitor = Monitor::new(ctx.config.monitor.monitor_config());
     monitor.observe(Timestamp::now(), &observation);
+    // usbmuxd down is said, not counted: the backups may all be well.
     let mut worst = 0u8;
-    for (udid, name, state, findings) in monitor.states() {
+    let now = Timestamp::now();
+    for summary in monitor.summaries(now) {
+        let PhoneSummary {
+            udid,
+            name,
+            state,
+            findings,
+            ..
+        } = summary.clone();
         let interrupted = observation
             .phones
             .iter()
@@ -134,6 +158,7 @@ async fn run_once(
         let code = match &state {
             PhoneState::Stalled { .. } => 2,
             PhoneState::Failed { .. } => 3,
+            PhoneState::Refused { .. } => 4,
             PhoneState::Idle if interrupted => 3,
             _ => 0,
         };
@@ -158,6 +183,8 @@ async fn run_once(
             if let Effect::StateChanged { udid, name, .. } = &effect {
                 println!("{}: the last backup did not finish", label(name, udid));
             }
+        } else if matches!(summary.state, PhoneState::Idle) {
+            println!("{}", quiet_line(&summary, now));
         } else {
             let _ = print_effect(&effect, false);
         }
@@ -165,11 +192,57 @@ async fn run_once(
     if monitor.states().is_empty() {
         if json {
             println!("{}", serde_json::json!({"effect": "nothing_found"}));
+        } else if unreachable.is_some() {
+            println!("No iPhone backups found.");
         } else {
             println!("No iPhone backups or phones found.");
         }
     }
     Ok(ExitCode::from(worst))
+}
+
+/// Where every phone stands when the watch starts: the state, and for a
+/// quiet phone when it was last backed up.
+fn print_start(phones: &[PhoneSummary], json: bool) -> std::io::Result<()> {
+    if phones.is_empty() {
+        if json {
+            println!("{}", serde_json::json!({"effect": "nothing_found"}));
+        } else {
+            println!("No iPhone backups or phones found yet; watching for them.");
+        }
+        return std::io::stdout().flush();
+    }
+    for p in phones {
+        if !json && matches!(p.state, PhoneState::Idle) {
+            println!("{}", quiet_line(p, Timestamp::now()));
+            continue;
+        }
+        print_effect(
+            &Effect::StateChanged {
+                udid: p.udid.clone(),
+                name: p.name.clone(),
+                state: p.state.clone(),
+                findings: p.findings.clone(),
+            },
+            json,
+        )?;
+    }
+    std::io::stdout().flush()
+}
+
+/// A phone with no backup going: attached or not, and its last complete
+/// backup.
+fn quiet_line(p: &PhoneSummary, now: Timestamp) -> String {
+    let last = match p.last_complete {
+        Some(t) => format!("last complete backup {}", humanize::ago(now, t)),
+        None => "no complete backup yet".to_owned(),
+    };
+    let attached = if p.attached {
+        "attached"
+    } else {
+        "not attached"
+    };
+    format!("{}: {attached}, {last}", label(&p.name, &p.udid))
 }
 
 fn label(name: &Option<String>, udid: &str) -> String {
@@ -204,6 +277,7 @@ fn print_effect(effect: &Effect, json: bool) -> std::io::Result<()> {
             let who = label(name, udid);
             let line = match state {
                 PhoneState::Idle => "idle".to_owned(),
+                PhoneState::Refused { why } => humanize::upper_first(why),
                 PhoneState::Running(r) => running_line(r),
                 PhoneState::Stalled { since, phase, tool } => format!(
                     "STALLED while {phase} ({tool}), nothing since {}",
@@ -232,7 +306,9 @@ fn print_effect(effect: &Effect, json: bool) -> std::io::Result<()> {
             label(name, udid),
             running_line(running)
         )?,
-        Effect::Notify(n) => writeln!(out, "[{time}] notification: {} — {}", n.title, n.body)?,
+        // The notice itself: whether a desktop showed it too is not known
+        // here (`--no-notify`, no notification server).
+        Effect::Notify(n) => writeln!(out, "[{time}] notice: {} — {}", n.title, n.body)?,
     }
     out.flush()
 }
@@ -251,12 +327,17 @@ fn running_line(r: &crate::monitor::Running) -> String {
             )
         })
         .unwrap_or_default();
+    // No rate is known from one look, nor while nothing moves.
+    let rate = if r.rate > 0.0 {
+        format!(" at {}/s", humanize::bytes(r.rate as u64))
+    } else {
+        String::new()
+    };
     format!(
-        "backing up ({}) — {}{percent}, {} at {}/s{eta}",
+        "backing up ({}) — {}{percent}, {}{rate}{eta}",
         r.tool,
         r.phase,
-        humanize::bytes(r.bytes),
-        humanize::bytes(r.rate as u64)
+        humanize::bytes(r.bytes)
     )
 }
 
@@ -268,10 +349,6 @@ fn write_finding(out: &mut impl Write, f: &Finding) -> std::io::Result<()> {
         f.evidence.join("; ")
     )?;
     // In a terminal a fix is the command that runs it, not a menu label.
-    let fixes: Vec<String> = f
-        .actions
-        .iter()
-        .map(|a| format!("unstuck fix {}", super::fix::cli_name(*a).0))
-        .collect();
+    let fixes: Vec<String> = f.actions.iter().map(|a| a.command().to_owned()).collect();
     writeln!(out, "    fix: {}", fixes.join(", "))
 }

@@ -66,6 +66,15 @@ pub enum DeviceError {
 }
 
 impl DeviceError {
+    /// The phone refuses this computer — locked, or it does not trust it —
+    /// which a person fixes on the phone; not a fault of the connection.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            DeviceError::Locked | DeviceError::NotPaired | DeviceError::PairingRevoked
+        )
+    }
+
     /// The usbmuxd address refused the connection or does not exist.
     pub fn not_running(address: impl Into<String>) -> DeviceError {
         DeviceError::UsbmuxdNotRunning {

@@ -38,7 +38,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[3],
         Meaning {
             cause: "the iPhone's backup service is in a bad state",
-            action: "restart the iPhone (Restart iPhone in Unstuck's menu), then back up again",
+            action: "restart the iPhone (`unstuck fix restart-iphone`), then back up again",
             actions: &[Action::RestartPhone, Action::RestartBackup],
             ..OTHER
         },
@@ -47,7 +47,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[100, 101],
         Meaning {
             cause: "the iPhone could not use the backup records on this computer",
-            action: "back up again; if it fails once more, make a full backup (unstuck backup --full)",
+            action: "back up again; if it fails once more, make a full backup (`unstuck backup --full`)",
             exit_code: 16,
             ..OTHER
         },
@@ -56,7 +56,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[102],
         Meaning {
             cause: "the iPhone could not read the backup's properties on this computer",
-            action: "make a full backup (unstuck backup --full)",
+            action: "make a full backup (`unstuck backup --full`)",
             exit_code: 16,
             ..OTHER
         },
@@ -65,7 +65,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[103],
         Meaning {
             cause: "the iPhone could not read the backup's Status.plist on this computer",
-            action: "clean up the interrupted backup (Storage Clean-up) and back up again",
+            action: "clean up the interrupted backup (`unstuck fix storage`) and back up again",
             exit_code: 16,
             ..OTHER
         },
@@ -74,7 +74,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[104],
         Meaning {
             cause: "the iPhone could not read the backup's file list on this computer",
-            action: "make a full backup (unstuck backup --full)",
+            action: "make a full backup (`unstuck backup --full`)",
             exit_code: 16,
             ..OTHER
         },
@@ -85,7 +85,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
             // The phone's judgement for this backup: the disk may still
             // have gigabytes free, just not enough for it.
             cause: "this computer's backup disk has too little free space for this backup",
-            action: "free space on the backup disk (Storage Clean-up) or back up to another disk (--dest)",
+            action: "free space on the backup disk (`unstuck fix storage`) or back up to another disk (`unstuck backup --dest DIR`)",
             finding: Cause::HostDiskFull,
             actions: CLEAN_UP_THEN_BACKUP,
             exit_code: 12,
@@ -95,7 +95,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[205],
         Meaning {
             cause: "the backup folder holds leftovers of an interrupted backup (often an empty Manifest.plist)",
-            action: "clean up the interrupted backup (Storage Clean-up), then back up again",
+            action: "clean up the interrupted backup (`unstuck fix storage`), then back up again",
             finding: Cause::Leftovers,
             actions: CLEAN_UP_THEN_BACKUP,
             exit_code: 15,
@@ -105,7 +105,7 @@ const TABLE: &[(&[u64], Meaning)] = &[
         &[207],
         Meaning {
             cause: "the backup password is not correct",
-            action: "enter the right backup password, or reset it on the iPhone (Encryption… in Unstuck's menu)",
+            action: "enter the right backup password, or reset it on the iPhone (`unstuck fix encryption`)",
             finding: Cause::WrongPassword,
             actions: &[Action::EncryptionReset],
             exit_code: 13,

@@ -241,6 +241,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             }
             .and_then(Value::as_real)
             .filter(|p| p.is_finite() && *p > 0.0);
+            // The phone's overall progress as the request starts (a batch of
+            // files can take a while to arrive).
+            if let Some(p) = percent {
+                lock(observed).percent = Some(p.min(100.0));
+            }
             match tag.as_str() {
                 "DLMessageDownloadFiles" => self.download(folder, &message, observed).await?,
                 "DLMessageUploadFiles" => self.upload(folder, observed).await?,
@@ -332,7 +337,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
             }
             if let Some(p) = percent {
                 let mut o = lock(observed);
-                o.percent = Some(p.min(100.0));
                 if p >= 100.0 && o.phase == Phase::Copying {
                     o.phase = Phase::Finishing;
                 }
@@ -531,7 +535,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
         }
         if let Some((path, source)) = failed {
             tracing::error!(path = %path.display(), error = %source, "could not write a backup file");
-            let text = format!("the computer could not write a file: {source}");
+            let text = format!(
+                "the computer could not write a file: {}",
+                crate::humanize::io_error(&source)
+            );
             // The phone may already have hung up; the backup stops either way.
             let _ = self.status(-1, Some(&text), None).await;
             return Err(LinkError::Write { path, source });

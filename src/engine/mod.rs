@@ -33,6 +33,7 @@ use crate::backup_folder::free_space;
 use crate::backup_folder::{
     self, BackupState, LeftoverKind, MeasureCache, ReadOptions, SnapshotState,
 };
+use crate::cause::Cause;
 use crate::device::{self, DeviceError, MuxAddress};
 use crate::lock;
 use crate::stall::{Phase, StallThresholds};
@@ -118,9 +119,9 @@ pub enum BackupEvent {
         phase: Phase,
         quiet_secs: u64,
     },
-    /// The phone went away; waiting for it to come back.
+    /// The phone went away; waiting up to `wait_secs` for it to come back.
     WaitingForPhone {
-        reason: String,
+        wait_secs: u64,
     },
     Restarting {
         attempt: u32,
@@ -155,14 +156,14 @@ pub enum EngineError {
     #[error(transparent)]
     Device(#[from] DeviceError),
     /// The phone ended the backup with a non-zero ErrorCode.
-    #[error("the iPhone stopped the backup with error {code}: {}. {}{}", codes::meaning(*code).cause, upper_first(codes::meaning(*code).action), description.as_deref().map(|d| format!(" (the iPhone said: {d})")).unwrap_or_default())]
+    #[error("the iPhone stopped the backup with error {code}: {}. {}{}", codes::meaning(*code).cause, crate::humanize::upper_first(codes::meaning(*code).action), description.as_deref().map(|d| format!(" (the iPhone said: {d})")).unwrap_or_default())]
     Phone {
         code: u64,
         description: Option<String>,
     },
     /// Every attempt stalled.
     #[error(
-        "the backup stalled while {phase} in {attempts} attempts: unplug the iPhone, plug it back in, unlock it and try again"
+        "the backup stalled while {phase} in {attempts} attempts: unplug the iPhone, plug it back in, unlock it and back up again; if it stalls again, restart the iPhone (`unstuck fix restart-iphone`)"
     )]
     Stalled { phase: Phase, attempts: u32 },
     /// ErrorCode 0, but Status.plist does not say finished.
@@ -170,7 +171,7 @@ pub enum EngineError {
         "the iPhone reported success but the backup's Status.plist does not say finished: back up again"
     )]
     NotFinished,
-    #[error("cannot write {}: {source}{}", path.display(), io_hint(source))]
+    #[error("cannot write {}: {}{}", path.display(), crate::humanize::io_error(source), io_hint(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -191,20 +192,13 @@ fn io_hint(e: &std::io::Error) -> &'static str {
             ". The backup disk is full: free some space (`unstuck fix storage` lists what takes it) and back up again"
         }
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            ". Choose a folder you can write to (--dest), or give yourself write permission on it"
+            ". Choose a folder you can write to (`unstuck backup --dest DIR`), or give yourself write permission on it"
         }
         std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
-            ". A file stands where a folder should be: choose a folder with --dest"
+            ". A file stands where a folder should be: choose a folder (`unstuck backup --dest DIR`)"
         }
         _ => "",
     }
-}
-
-fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
 }
 
 impl EngineError {
@@ -213,6 +207,32 @@ impl EngineError {
         match self {
             EngineError::Phone { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// The likely cause, as the monitor names causes (`Unknown` where the
+    /// message says more than a cause can).
+    pub fn cause(&self) -> Cause {
+        match self {
+            EngineError::Preflight { problems } => match problems.first() {
+                Some(Problem::HostSpace { .. }) => Cause::HostDiskFull,
+                Some(Problem::EmptyManifestPlist | Problem::StaleSnapshot) => Cause::Leftovers,
+                Some(Problem::PhoneSpace { .. }) => Cause::PhoneStorageLow,
+                _ => Cause::Unknown,
+            },
+            EngineError::Device(DeviceError::Detached | DeviceError::NoDevice { .. }) => {
+                Cause::Detached
+            }
+            EngineError::Phone { code, .. } => codes::meaning(*code).finding,
+            EngineError::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                Cause::HostDiskFull
+            }
+            _ => Cause::Unknown,
         }
     }
 
@@ -520,7 +540,7 @@ async fn attempts(
             }
             Attempt::Failed(DeviceError::Detached | DeviceError::NoDevice { .. }) => {
                 let _ = events.send(BackupEvent::WaitingForPhone {
-                    reason: DeviceError::Detached.to_string(),
+                    wait_secs: options.reattach_wait.as_secs(),
                 });
                 if !wait_for_phone(addr, udid, options).await {
                     return Err(DeviceError::NoDevice {
@@ -634,9 +654,11 @@ fn link_error(e: LinkError) -> DeviceError {
         LinkError::Io(e) => device::translate(idevice::IdeviceError::Socket(e)),
         LinkError::Protocol(why) => DeviceError::Protocol(why),
         LinkError::Refused(r) => DeviceError::Protocol(r.to_string()),
-        LinkError::Write { path, source } => {
-            DeviceError::Protocol(format!("cannot write {}: {source}", path.display()))
-        }
+        LinkError::Write { path, source } => DeviceError::Protocol(format!(
+            "cannot write {}: {}",
+            path.display(),
+            crate::humanize::io_error(&source)
+        )),
     }
 }
 

@@ -41,19 +41,19 @@ impl fmt::Display for Problem {
         match self {
             Problem::HostSpace { free, needed } => write!(
                 f,
-                "the backup disk has {} free but the backup needs about {}: free space (Storage Clean-up) or choose another disk with --dest",
+                "the backup disk has {} free but the backup needs about {}: free space (`unstuck fix storage`) or choose another disk (`unstuck backup --dest DIR`)",
                 humanize::bytes(*free),
                 humanize::bytes(*needed)
             ),
             Problem::EmptyManifestPlist => f.write_str(
-                "the backup folder has an empty Manifest.plist left by an interrupted backup, which makes the iPhone fail with error 205: move it to the trash (Storage Clean-up) and try again",
+                "the backup folder has an empty Manifest.plist left by an interrupted backup, which makes the iPhone fail with error 205: move it to the trash (`unstuck fix storage`) and try again",
             ),
             Problem::StaleSnapshot => f.write_str(
-                "the backup folder has a Snapshot folder left by an interrupted backup: move it to the trash (Storage Clean-up) and try again",
+                "the backup folder has a Snapshot folder left by an interrupted backup: move it to the trash (`unstuck fix storage`) and try again",
             ),
             Problem::AnotherBackup { name, pid } => write!(
                 f,
-                "another backup of this iPhone is running ({name}, process {pid}): wait for it to finish, or stop it (Restart Backup) first"
+                "another backup of this iPhone is running ({name}, process {pid}): wait for it to finish, or stop it (`unstuck fix restart`) first"
             ),
             Problem::PhoneSpace { free } => write!(
                 f,

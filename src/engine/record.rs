@@ -23,6 +23,12 @@ pub struct RunRecord {
     pub percent: Option<f64>,
     /// The phone's ErrorCode when the run failed with one.
     pub error_code: Option<u64>,
+    /// Why the run failed, in the words it printed, and the cause they
+    /// name (a record from an older Unstuck has neither).
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
+    pub cause: Option<crate::cause::Cause>,
     pub updated: Timestamp,
 }
 
@@ -61,6 +67,34 @@ pub fn read_all(dir: &Path) -> Vec<RunRecord> {
         .collect()
 }
 
+/// How a run failed: the phone's ErrorCode if it gave one, the cause, and
+/// the message the user saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub code: Option<u64>,
+    pub cause: crate::cause::Cause,
+    pub words: String,
+}
+
+impl Failure {
+    /// A failure with no cause to name.
+    pub fn unknown(words: String) -> Failure {
+        Failure {
+            code: None,
+            cause: crate::cause::Cause::Unknown,
+            words,
+        }
+    }
+
+    pub fn of(e: &super::EngineError) -> Failure {
+        Failure {
+            code: e.phone_code(),
+            cause: e.cause(),
+            words: e.to_string(),
+        }
+    }
+}
+
 /// Keeps a run's record up to date for a monitor in another process: at most once a second, and at the end.
 pub struct Recorder {
     dir: std::path::PathBuf,
@@ -88,6 +122,8 @@ impl Recorder {
                     bytes: 0,
                     percent: None,
                     error_code: None,
+                    failure: None,
+                    cause: None,
                     updated: jiff::Timestamp::now(),
                 });
                 self.write(true);
@@ -110,25 +146,23 @@ impl Recorder {
         }
     }
 
-    pub fn end(&mut self, result: &Result<super::BackupReport, super::EngineError>) {
-        self.finish(result.as_ref().err().map(super::EngineError::phone_code));
-    }
-
     /// Whether the run got as far as starting (a monitor knows of it).
     pub fn started(&self) -> bool {
         self.record.is_some()
     }
 
-    /// Records the end of the run: `None` when it finished, `Some(code)`
-    /// when it failed (with the phone's ErrorCode, if it gave one).
-    pub fn finish(&mut self, failure: Option<Option<u64>>) {
+    /// Records the end of the run: `None` when it finished, else how it
+    /// failed.
+    pub fn finish(&mut self, failure: Option<Failure>) {
         if let Some(r) = &mut self.record {
             r.updated = jiff::Timestamp::now();
             match failure {
                 None => r.state = RunState::Finished,
-                Some(code) => {
+                Some(f) => {
                     r.state = RunState::Failed;
-                    r.error_code = code;
+                    r.error_code = f.code;
+                    r.cause = Some(f.cause);
+                    r.failure = Some(f.words);
                 }
             }
         }
@@ -161,6 +195,8 @@ mod tests {
             bytes: 10,
             percent: Some(50.0),
             error_code: Some(207),
+            failure: None,
+            cause: None,
             updated: Timestamp::UNIX_EPOCH,
         };
         write(dir.path(), &record).unwrap();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::diagnose::{Stop, asks_for_passcode, diagnose, expected_bytes, finding_for_code};
+use super::diagnose::{Stop, asks_for_passcode, diagnose, expected_bytes, finding_for_run};
 use super::model::*;
 use super::notices::{self, Shown};
 use crate::backup_folder::SnapshotState;
@@ -336,18 +336,29 @@ fn step(
     if !active {
         if running_before {
             let saw_device = was_attached || t.run.is_some_and(|r| r.saw_device);
-            let code = phone
+            // Unstuck's own run, when it was this one, says how it ended.
+            let own = phone
                 .engine
                 .as_ref()
                 .filter(|e| e.state == crate::engine::record::RunState::Failed)
-                .and_then(|e| e.error_code);
+                .filter(|e| t.run.is_none_or(|r| e.updated >= r.since));
+            let code = own.and_then(|e| e.error_code);
             t.state = PhoneState::Failed { at: now, code };
             let stop = stopped(t, now, None, saw_device, network_up);
             t.findings = diagnose(phone, processes, &stop);
-            if let Some(code) = code {
-                t.findings.insert(0, finding_for_code(code));
+            if let Some(said) = own.and_then(finding_for_run) {
+                // What the run said beats a guess of the same cause, and
+                // "cause unknown".
+                t.findings
+                    .retain(|f| f.cause != said.cause && f.cause != Cause::Unknown);
+                t.findings.insert(0, said);
             }
             t.run = None;
+        } else if let Some(why) = phone.device.as_ref().and_then(|d| d.refused.clone()) {
+            // Attached but refusing this computer: no backup can start
+            // until someone unlocks it or taps Trust, which is what to say.
+            t.state = PhoneState::Refused { why };
+            t.findings.clear();
         } else if let Some(failed) = phone
             .engine
             .as_ref()
@@ -361,11 +372,7 @@ fn step(
                 at: failed.updated,
                 code: failed.error_code,
             };
-            t.findings = failed
-                .error_code
-                .map(finding_for_code)
-                .into_iter()
-                .collect();
+            t.findings = finding_for_run(failed).into_iter().collect();
         } else if !matches!(
             t.state,
             PhoneState::Failed { .. } | PhoneState::Completed { .. }
@@ -433,7 +440,10 @@ fn step(
     t.points.push((now, run_bytes));
     t.points
         .retain(|(at, _)| now.duration_since(*at) <= SignedDuration::from_secs(60));
+    // A run quiet for a while has no rate now: a minute's average would
+    // decay slowly and promise an ETA while nothing moves.
     let rate = match (t.points.first(), t.points.last()) {
+        _ if quiet >= QUIET_RATE => 0.0,
         (Some((t0, b0)), Some((t1, b1))) if t1 > t0 => {
             b1.saturating_sub(*b0) as f64 / t1.duration_since(*t0).as_secs_f64()
         }
@@ -450,8 +460,15 @@ fn step(
             .filter(|e| *e > 0)
             .map(|e| (run_bytes as f64 * 100.0 / e as f64).min(99.0))
     });
-    let eta_secs = match (expected, rate > 0.0) {
-        (Some(e), true) => Some((e.saturating_sub(run_bytes) as f64 / rate) as u64),
+    // What is left: by the exact per cent when the run's own record gives
+    // it (the estimate of the size can be far off), else by the estimate.
+    let left = match exact {
+        Some(p) if p > 0.0 => Some(run_bytes as f64 * (100.0 - p.min(100.0)) / p),
+        Some(_) => None,
+        None => expected.map(|e| e.saturating_sub(run_bytes) as f64),
+    };
+    let eta_secs = match (left, rate > 0.0) {
+        (Some(left), true) => Some((left / rate) as u64),
         _ => None,
     };
     t.state = PhoneState::Running(Running {
@@ -466,6 +483,9 @@ fn step(
     });
     t.findings.clear();
 }
+
+/// How long a run may be quiet before it is shown with no rate and no ETA.
+const QUIET_RATE: SignedDuration = SignedDuration::from_secs(10);
 
 /// What diagnosis needs of a run that stopped: plain values, not the track.
 fn stopped(
@@ -522,6 +542,7 @@ mod tests {
                 free: Some(10_000_000_000),
                 used: Some(100_000_000),
                 will_encrypt: Some(false),
+                refused: None,
             }),
             engine: None,
         }
@@ -615,6 +636,29 @@ mod tests {
         let mut p = phone(A, SnapshotState::Finished, bytes);
         p.folder.as_mut().unwrap().last_complete = Some(at(when));
         p
+    }
+
+    #[test]
+    fn a_phone_that_refuses_says_what_to_do_until_it_answers() {
+        let locked = || {
+            let mut p = finished(100, -86_400);
+            p.device.as_mut().unwrap().refused = Some("the iPhone is locked: unlock it".into());
+            p
+        };
+        let got = check(vec![
+            (0, obs(vec![locked()], vec![])),
+            (60, obs(vec![locked()], vec![])),
+            (120, obs(vec![finished(100, -86_400)], vec![])),
+        ]);
+        assert_eq!(
+            got[0].phone,
+            Some(PhoneState::Refused {
+                why: "the iPhone is locked: unlock it".into()
+            })
+        );
+        assert_eq!(got[1].state(), "refused");
+        assert!(got[1].effects.is_empty(), "said once: {:?}", got[1].effects);
+        assert_eq!(got[2].state(), "idle");
     }
 
     #[test]
@@ -963,6 +1007,8 @@ mod tests {
             percent: Some(3.0),
             bytes: 0,
             error_code: Some(105),
+            failure: None,
+            cause: None,
             updated: at(0),
         });
         let got = check(vec![(5, obs(vec![p.clone()], vec![]))]);
@@ -986,6 +1032,41 @@ mod tests {
         assert_eq!(got[0].phone, Some(PhoneState::Idle));
     }
 
+    /// The ETA agrees with the exact per cent of Unstuck's own run (the
+    /// estimate of the size says 100 MB; the run is 96 % done after 2 MB),
+    /// and a run quiet for a while shows no rate and no ETA.
+    #[test]
+    fn the_eta_follows_the_exact_per_cent_and_a_quiet_run_has_no_rate() {
+        use crate::engine::record::RunState;
+        let at_percent = |bytes, percent| {
+            let mut p = phone(A, SnapshotState::Uploading, bytes);
+            p.engine = Some(EngineRun {
+                state: RunState::Running,
+                percent: Some(percent),
+                bytes,
+                error_code: None,
+                failure: None,
+                cause: None,
+                updated: at(0),
+            });
+            obs(vec![p], vec![process(0)])
+        };
+        let got = check(vec![
+            (0, at_percent(1_000_000, 50.0)),
+            (2, at_percent(3_000_000, 96.0)),
+            (15, at_percent(3_000_000, 96.0)),
+        ]);
+        let running = |s: &Seen| match &s.phone {
+            Some(PhoneState::Running(r)) => r.clone(),
+            other => panic!("{other:?}"),
+        };
+        let moving = running(&got[1]);
+        assert_eq!(moving.rate, 1_000_000.0);
+        assert!(moving.eta_secs.is_some_and(|s| s <= 1), "{moving:?}");
+        let quiet = running(&got[2]);
+        assert_eq!((quiet.rate, quiet.eta_secs), (0.0, None), "{quiet:?}");
+    }
+
     #[test]
     fn unstucks_own_backup_is_exact_and_its_error_code_names_the_cause() {
         use crate::engine::record::RunState;
@@ -1000,6 +1081,8 @@ mod tests {
             percent: Some(42.0),
             bytes: 1_000,
             error_code: None,
+            failure: None,
+            cause: None,
             updated: at(0),
         });
         let running = obs(vec![p.clone()], vec![own(1_000)]);
@@ -1008,6 +1091,8 @@ mod tests {
             percent: Some(42.0),
             bytes: 1_000,
             error_code: Some(207),
+            failure: None,
+            cause: None,
             updated: at(3),
         });
         let got = check(vec![(0, running), (3, obs(vec![p], vec![]))]);

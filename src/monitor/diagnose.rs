@@ -180,6 +180,28 @@ pub(super) fn finding_for_code(code: u64) -> Finding {
     }
 }
 
+/// Why Unstuck's own run failed, from its record: the phone's ErrorCode
+/// when it gave one, else the cause and the words the run printed.
+pub(super) fn finding_for_run(run: &EngineRun) -> Option<Finding> {
+    if let Some(code) = run.error_code {
+        return Some(finding_for_code(code));
+    }
+    let words = run.failure.clone()?;
+    let cause = run.cause.unwrap_or(Cause::Unknown);
+    let actions = match cause {
+        Cause::Detached | Cause::WifiLost => vec![Action::NetworkAdvice, Action::RestartBackup],
+        Cause::HostDiskFull | Cause::Leftovers | Cause::PhoneStorageLow => {
+            vec![Action::StorageCleanup, Action::RestartBackup]
+        }
+        _ => vec![Action::RestartBackup, Action::RestartPhone],
+    };
+    Some(Finding {
+        cause,
+        evidence: vec![format!("Unstuck's backup said: {words}")],
+        actions,
+    })
+}
+
 /// What a full backup of the phone will hold: the last complete backup, or
 /// the phone's used space.
 pub(super) fn expected_bytes(phone: &PhoneObservation) -> Option<u64> {

@@ -42,6 +42,9 @@ pub struct EngineRun {
     pub percent: Option<f64>,
     pub bytes: u64,
     pub error_code: Option<u64>,
+    /// Why it failed, in the words it printed, and the cause they name.
+    pub failure: Option<String>,
+    pub cause: Option<Cause>,
     pub updated: Timestamp,
 }
 
@@ -72,6 +75,9 @@ pub struct DeviceSample {
     pub free: Option<u64>,
     pub used: Option<u64>,
     pub will_encrypt: Option<bool>,
+    /// Why the phone would not be asked for its facts (locked, not
+    /// trusted), in words that say what to do.
+    pub refused: Option<String>,
 }
 
 /// A backup program seen running.
@@ -127,6 +133,11 @@ pub enum PhoneState {
         /// The phone's ErrorCode, when known.
         code: Option<u64>,
     },
+    /// Attached, but it will not talk to this computer (locked since it
+    /// restarted, or it does not trust it); `why` says what to do.
+    Refused {
+        why: String,
+    },
 }
 
 impl PhoneState {
@@ -137,6 +148,7 @@ impl PhoneState {
             PhoneState::Stalled { .. } => "stalled",
             PhoneState::Completed { .. } => "completed",
             PhoneState::Failed { .. } => "failed",
+            PhoneState::Refused { .. } => "refused",
         }
     }
 }

@@ -52,8 +52,43 @@ pub struct Sampler {
     runs: Option<PathBuf>,
 }
 
-/// An attached phone and, once read, its facts.
-pub type AttachedPhones = HashMap<String, (AttachedDevice, Option<DeviceFacts>)>;
+/// Whether an `unstuck` command line makes a backup: `unstuck backup`, or
+/// `unstuck fix restart`, which backs up once it has cleared the way.
+fn backs_up(args: &[String]) -> bool {
+    let words: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    words.contains(&"backup") || words.windows(2).any(|w| w == ["fix", "restart"])
+}
+
+/// Gives `watched` the last complete backup of `other` when that one is
+/// newer: one phone's backups in two roots.
+fn keep_newest_complete(watched: &mut FolderSample, other: &FolderSample) {
+    if other.last_complete > watched.last_complete {
+        watched.last_complete = other.last_complete;
+        watched.last_complete_bytes = other.last_complete_bytes;
+    }
+}
+
+/// An attached phone and what it said when asked for its facts.
+pub type AttachedPhones = HashMap<String, (AttachedDevice, Facts)>;
+
+/// What an attached phone answered when asked for its facts.
+#[derive(Debug, Clone)]
+pub enum Facts {
+    /// Not asked yet, or no answer yet.
+    Pending,
+    Known(DeviceFacts),
+    /// It refused: locked, not trusted, or usbmuxd has no pairing for it.
+    Refused(crate::device::DeviceError),
+}
+
+impl Facts {
+    pub fn known(&self) -> Option<&DeviceFacts> {
+        match self {
+            Facts::Known(f) => Some(f),
+            _ => None,
+        }
+    }
+}
 
 impl Sampler {
     pub fn new() -> Sampler {
@@ -85,8 +120,18 @@ impl Sampler {
                 let Some(udid) = backup_folder::normalize_udid(&name) else {
                     continue;
                 };
-                let folder = self.sample_folder(&path);
+                let mut folder = self.sample_folder(&path);
                 let cache = self.folders.get(&path);
+                if let Some(other) = phones.get_mut(&udid).and_then(|p| p.folder.as_mut()) {
+                    // The same phone in two roots: the folder written last
+                    // is the one to watch, and the newest complete backup
+                    // in either is the phone's last complete one.
+                    if folder.last_activity > other.last_activity {
+                        std::mem::swap(other, &mut folder);
+                    }
+                    keep_newest_complete(other, &folder);
+                    continue;
+                }
                 phones.insert(
                     udid.clone(),
                     PhoneObservation {
@@ -109,15 +154,21 @@ impl Sampler {
                     device: None,
                     engine: None,
                 });
+            let refused = match facts {
+                Facts::Refused(e) => Some(e.to_string()),
+                _ => None,
+            };
+            let facts = facts.known();
             if let Some(f) = facts {
                 entry.name = f.name.clone().or(entry.name.take());
             }
             entry.device = Some(DeviceSample {
                 link: Some(device.link),
-                ios_version: facts.as_ref().and_then(|f| f.ios_version.clone()),
-                free: facts.as_ref().and_then(|f| f.storage.map(|s| s.free)),
-                used: facts.as_ref().and_then(|f| f.storage.map(|s| s.used())),
-                will_encrypt: facts.as_ref().and_then(|f| f.backup.will_encrypt),
+                ios_version: facts.and_then(|f| f.ios_version.clone()),
+                free: facts.and_then(|f| f.storage.map(|s| s.free)),
+                used: facts.and_then(|f| f.storage.map(|s| s.used())),
+                will_encrypt: facts.and_then(|f| f.backup.will_encrypt),
+                refused,
             });
         }
         let mut processes = self.processes();
@@ -157,9 +208,18 @@ impl Sampler {
                     percent: record.percent,
                     bytes: record.bytes,
                     error_code: record.error_code,
+                    failure: record.failure,
+                    cause: record.cause,
                     updated: record.updated,
                 });
             }
+        }
+        if self.runs.is_some() {
+            // Every Unstuck backup keeps a run record from its first moments;
+            // one whose record is not among ours (another user's, another
+            // data folder's) backs up a phone this watch cannot name, so it
+            // is not pinned on every phone here that backed up lately.
+            processes.retain(|p| p.name != "unstuck" || p.udid.is_some());
         }
         let mut phones: Vec<PhoneObservation> = phones.into_values().collect();
         phones.sort_by(|a, b| a.udid.cmp(&b.udid));
@@ -313,7 +373,7 @@ impl Sampler {
                         (b.name, false, b.udid)
                     } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
                         (*h, true, None)
-                    } else if name == "unstuck" && args.iter().any(|a| a == "backup") {
+                    } else if name == "unstuck" && backs_up(&args) {
                         ("unstuck", false, crate::engine::named_udid(&args))
                     } else {
                         return None;
@@ -435,6 +495,37 @@ mod tests {
                 .unwrap()
                 .empty_manifest_plist
         );
+    }
+
+    /// One phone in two roots: a complete backup 27 minutes old in one, a
+    /// newer attempt that failed in the other. The phone has a complete
+    /// backup (no reminder), and the newer folder is the one watched.
+    #[test]
+    fn one_phone_in_two_roots_keeps_its_newest_complete_backup() {
+        let udid = "00008120-001A2B3C4D5E6F70";
+        let when = Timestamp::now() - jiff::SignedDuration::from_mins(27);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let complete = SyntheticBackup::new(udid, when).write(a.path()).unwrap();
+        // Written a moment later, so its folder is the newer one.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut failed = SyntheticBackup::new(udid, Timestamp::now());
+        failed.finish = Finish::EmptyManifestPlist;
+        let attempt = failed.write(b.path()).unwrap();
+        fs::remove_file(attempt.join("Status.plist")).unwrap();
+        for roots in [
+            vec![a.path().to_path_buf(), b.path().to_path_buf()],
+            vec![b.path().to_path_buf(), a.path().to_path_buf()],
+        ] {
+            let seen = Sampler::new().sample(&roots, &AttachedPhones::new());
+            assert_eq!(seen.phones.len(), 1);
+            let f = seen.phones[0].folder.as_ref().unwrap();
+            assert_eq!(f.path, attempt, "the folder written last is watched");
+            let last = f
+                .last_complete
+                .expect("the complete backup in the other root");
+            assert!(last.duration_since(when).abs() < jiff::SignedDuration::from_secs(2));
+            assert_ne!(f.path, complete);
+        }
     }
 
     #[cfg(unix)]

@@ -4,16 +4,16 @@
 //! going. Notifications are sent from their own tasks, so a slow
 //! notification server never holds the loop.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Notify, mpsc};
 
-use super::observe::{AttachedPhones, Sampler};
+use super::observe::{AttachedPhones, Facts, Sampler};
 use super::{Effect, Monitor, MonitorConfig, Notice, PhoneSummary};
 use crate::device::{self, DeviceEvent, MuxAddress};
 use crate::notify::{Message, Notifier};
@@ -88,10 +88,25 @@ pub async fn run(
     };
     let mut monitor = Monitor::new(options.config);
     let mut attached = AttachedPhones::new();
+    // When each phone was last asked for its facts.
+    let mut asked: HashMap<String, Instant> = HashMap::new();
     let notifier = Notifier::new();
     let mut summaries = Vec::new();
+    let mut first = true;
     loop {
         watcher.follow(&options.roots);
+        // A phone that refused (locked, not trusted) is asked again now and
+        // then: it answers once someone unlocks it or taps Trust.
+        if let Some(addr) = &options.usbmuxd {
+            for (udid, (_, facts)) in attached.iter_mut() {
+                if matches!(facts, Facts::Refused(_))
+                    && asked.get(udid).is_none_or(|t| t.elapsed() >= ASK_AGAIN)
+                {
+                    asked.insert(udid.clone(), Instant::now());
+                    ask_for_facts(addr.clone(), udid.clone(), facts_tx.clone());
+                }
+            }
+        }
         let observation = {
             let roots = options.roots.clone();
             // Sampling touches the disk: keep it off the async workers.
@@ -125,7 +140,10 @@ pub async fn run(
             }
         }
         let now = monitor.summaries(Timestamp::now());
-        if now != summaries {
+        // After the first poll always (the picture a watch starts with),
+        // then on every change.
+        if now != summaries || first {
+            first = false;
             summaries = now.clone();
             if events.send(MonitorEvent::Summaries(now)).is_err() {
                 return;
@@ -144,16 +162,12 @@ pub async fn run(
             }
             Some(event) = device_rx.recv() => match event {
                 DeviceEvent::Attached(d) => {
-                    let (addr, tx) = (options.usbmuxd.clone(), facts_tx.clone());
                     let udid = d.udid.clone();
-                    attached.insert(d.udid.clone(), (d, None));
+                    attached.insert(d.udid.clone(), (d, Facts::Pending));
                     // Facts are read once per attach, off the loop.
-                    if let Some(addr) = addr {
-                        tokio::spawn(async move {
-                            if let Ok(f) = device::facts(&addr, Some(&udid), device::DEADLINE).await {
-                                let _ = tx.send(f);
-                            }
-                        });
+                    if let Some(addr) = options.usbmuxd.clone() {
+                        asked.insert(udid.clone(), Instant::now());
+                        ask_for_facts(addr, udid, facts_tx.clone());
                     }
                 }
                 DeviceEvent::Detached(d) => {
@@ -167,9 +181,9 @@ pub async fn run(
                     let _ = events.send(MonitorEvent::Devices(None));
                 }
             },
-            Some(facts) = facts_rx.recv() => {
-                if let Some((_, slot)) = attached.get_mut(&facts.udid) {
-                    *slot = Some(facts);
+            Some((udid, facts)) = facts_rx.recv() => {
+                if let Some((_, slot)) = attached.get_mut(&udid) {
+                    *slot = facts;
                 }
             }
             _ = events.closed() => return,
@@ -179,19 +193,38 @@ pub async fn run(
 
 /// Wakes the loop when anything changes in a backup root or directly in a
 /// phone's backup folder (Status.plist, Manifest.db, new hashed folders).
+/// A root that does not exist yet (no backup was ever made on this
+/// computer) is waited for: its nearest existing parent is watched, and only
+/// events on the way to the root wake the loop, so the first backup is seen
+/// as it starts.
 struct FolderWatcher {
     watcher: Option<notify::RecommendedWatcher>,
     watched: HashSet<PathBuf>,
+    /// The roots, for the event filter.
+    roots: Arc<std::sync::Mutex<Vec<PathBuf>>>,
+}
+
+/// Whether an event on `path` concerns the backups under `roots`: inside
+/// one, or on the way to one that does not exist yet.
+fn concerns(path: &Path, roots: &[PathBuf]) -> bool {
+    roots
+        .iter()
+        .any(|root| path.starts_with(root) || root.starts_with(path))
 }
 
 impl FolderWatcher {
     fn new(wake: Arc<Notify>) -> FolderWatcher {
+        let roots: Arc<std::sync::Mutex<Vec<PathBuf>>> = Arc::default();
+        let seen_roots = roots.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             // Reading a folder's files (as sampling does) is an access
             // event: waking on it would make the monitor wake itself.
-            if let Ok(event) = event
-                && !matches!(event.kind, notify::EventKind::Access(_))
-            {
+            let Ok(event) = event else { return };
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            let roots = seen_roots.lock().unwrap_or_else(|e| e.into_inner());
+            if event.paths.is_empty() || event.paths.iter().any(|p| concerns(p, &roots)) {
                 wake.notify_one();
             }
         })
@@ -200,18 +233,29 @@ impl FolderWatcher {
         FolderWatcher {
             watcher,
             watched: HashSet::new(),
+            roots,
         }
     }
 
-    /// Watches the roots and the phone folders in them, once each.
+    /// Watches the roots and the phone folders in them, once each; for a
+    /// root not there yet, its nearest existing parent.
     fn follow(&mut self, roots: &[PathBuf]) {
         let Some(watcher) = self.watcher.as_mut() else {
             return;
         };
-        let mut wanted: Vec<PathBuf> = roots.to_vec();
+        *self.roots.lock().unwrap_or_else(|e| e.into_inner()) = roots.to_vec();
+        let mut wanted: Vec<PathBuf> = Vec::new();
         for root in roots {
-            if let Ok(entries) = std::fs::read_dir(root) {
-                wanted.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            match std::fs::read_dir(root) {
+                Ok(entries) => {
+                    wanted.push(root.clone());
+                    wanted.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+                Err(_) => {
+                    if let Some(parent) = root.ancestors().skip(1).find(|a| a.is_dir()) {
+                        wanted.push(parent.to_owned());
+                    }
+                }
             }
         }
         for path in wanted {
@@ -223,6 +267,26 @@ impl FolderWatcher {
         }
         self.watched.retain(|p| p.exists());
     }
+}
+
+/// How often a phone that refused is asked again.
+const ASK_AGAIN: Duration = Duration::from_secs(15);
+
+/// Reads a phone's facts off the loop and sends what it answered.
+fn ask_for_facts(
+    addr: device::MuxAddress,
+    udid: String,
+    tx: mpsc::UnboundedSender<(String, Facts)>,
+) {
+    tokio::spawn(async move {
+        let facts = match device::facts(&addr, Some(&udid), device::DEADLINE).await {
+            Ok(f) => Facts::Known(f),
+            Err(e) if e.is_refusal() => Facts::Refused(e),
+            // Gone, or a fault of the moment: the next attach asks again.
+            Err(_) => Facts::Pending,
+        };
+        let _ = tx.send((udid, facts));
+    });
 }
 
 #[cfg(test)]
@@ -250,5 +314,38 @@ mod tests {
         std::fs::write(folder.join("Status.plist"), b"changed").unwrap();
         let woke = tokio::time::timeout(quiet, wake.notified()).await;
         assert!(woke.is_ok(), "a write did not wake the monitor");
+    }
+
+    /// Before the first backup the standard folder does not exist: its
+    /// making wakes the monitor, and the folder is followed from then on;
+    /// other files beside it do not wake it. Real waits, as above.
+    #[tokio::test]
+    async fn a_root_that_appears_later_is_followed_from_its_first_moment() {
+        let home = tempfile::tempdir().unwrap();
+        let root = home.path().join("MobileSync/Backup");
+        let wake = Arc::new(Notify::new());
+        let mut watcher = FolderWatcher::new(wake.clone());
+        let roots = [root.clone()];
+        watcher.follow(&roots);
+        let quiet = Duration::from_millis(300);
+
+        std::fs::write(home.path().join(".bash_history"), b"ls").unwrap();
+        let woke = tokio::time::timeout(quiet, wake.notified()).await;
+        assert!(woke.is_err(), "an unrelated file woke the monitor");
+
+        std::fs::create_dir(home.path().join("MobileSync")).unwrap();
+        let woke = tokio::time::timeout(quiet, wake.notified()).await;
+        assert!(woke.is_ok(), "the way to the root did not wake the monitor");
+        watcher.follow(&roots);
+        std::fs::create_dir(&root).unwrap();
+        let woke = tokio::time::timeout(quiet, wake.notified()).await;
+        assert!(woke.is_ok(), "the root's making did not wake the monitor");
+        watcher.follow(&roots);
+        std::fs::create_dir(root.join("00008120-001A2B3C4D5E6F70")).unwrap();
+        let woke = tokio::time::timeout(quiet, wake.notified()).await;
+        assert!(
+            woke.is_ok(),
+            "a phone's first folder did not wake the monitor"
+        );
     }
 }

@@ -26,8 +26,10 @@ const CODE_FILE_DATA: u8 = 0x0c;
 /// File data goes out in pieces of this size (a multiple of 8, see
 /// `synthetic::content_chunk`).
 const CHUNK: usize = 64 * 1024;
-/// Files per DLMessageUploadFiles batch.
+/// Files per DLMessageUploadFiles batch, and bytes: a batch ends at
+/// whichever comes first, so progress is reported often on a small phone.
 const BATCH_FILES: usize = 64;
+const BATCH_BYTES: u64 = 256 * 1024;
 /// The bound on a file the host sends back (only metadata files are asked for).
 const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
 /// `MBFile.LastModified` of a file that never changed.
@@ -257,15 +259,17 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
     let total: u64 = plan.iter().map(|f| f.size).sum::<u64>().max(1);
     let mut sent_bytes = 0u64;
     let mut stalled = false;
-    for batch in plan.chunks(BATCH_FILES) {
+    for batch in batches(&plan) {
         let batch_bytes: u64 = batch.iter().map(|f| f.size).sum();
-        let after = 100.0 * (sent_bytes + batch_bytes) as f64 / total as f64;
+        // The overall progress when the batch starts, as idevicebackup2
+        // reads it (its progress bar moves on each message).
+        let before = 100.0 * sent_bytes as f64 / total as f64;
         send(
             conn,
             vec![
                 "DLMessageUploadFiles".into(),
                 Value::Dictionary(Dictionary::new()),
-                Value::Real(after.min(99.0)),
+                Value::Real(before.min(99.0)),
                 batch_bytes.into(),
             ],
         )
@@ -462,6 +466,25 @@ async fn send_file(
         pacer.sent(len as u64).await;
     }
     conn.write_all(&[0, 0, 0, 1, CODE_SUCCESS]).await
+}
+
+/// The plan cut into batches of at most `BATCH_FILES` files and, unless a
+/// single file is larger, `BATCH_BYTES` bytes.
+fn batches(plan: &[PlannedFile]) -> Vec<&[PlannedFile]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, file) in plan.iter().enumerate() {
+        let files = i - start;
+        if files > 0 && (files == BATCH_FILES || bytes + file.size > BATCH_BYTES) {
+            out.push(&plan[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += file.size;
+    }
+    if start < plan.len() {
+        out.push(&plan[start..]);
+    }
+    out
 }
 
 /// Uploads whole in-memory files (paths already `<udid>/…`) as one batch.

@@ -18,6 +18,7 @@ use super::view::{self, Command, Situation, View};
 use crate::actions::restart::{RestartError, Restarted};
 use crate::actions::{Action, Confirm, network, restart, storage};
 use crate::device::{self, MuxAddress};
+use crate::engine::record::Failure;
 use crate::engine::{self, BackupEvent, BackupOptions};
 use crate::monitor::shell::{self, MonitorEvent, ShellOptions};
 use crate::monitor::{Notice, PhoneSummary};
@@ -72,8 +73,8 @@ enum Outcome {
     Declined,
     /// The monitor reports it, from the run record.
     Reported,
-    /// Why, and the phone's ErrorCode when it gave one.
-    Failed(String, Option<u64>),
+    /// Why, the cause, and the phone's ErrorCode when it gave one.
+    Failed(Failure),
 }
 
 pub async fn run(
@@ -422,7 +423,7 @@ impl Controller {
         let message = match outcome {
             Outcome::Complete(text) => Message::new("Backup complete", text),
             Outcome::Declined | Outcome::Reported => return,
-            Outcome::Failed(e, _) => Message::new(
+            Outcome::Failed(Failure { words: e, .. }) => Message::new(
                 format!("Stopped {what}"),
                 format!("{e}. The last complete backup, if there was one, is unchanged."),
             ),
@@ -487,10 +488,9 @@ fn backup_thread(
     {
         Ok(rt) => rt,
         Err(e) => {
-            return Some(Outcome::Failed(
-                format!("cannot start the backup ({e})"),
-                None,
-            ));
+            return Some(Outcome::Failed(Failure::unknown(format!(
+                "cannot start the backup ({e})"
+            ))));
         }
     };
     // Kept apart from the asker, which the backup borrows while it runs.
@@ -519,19 +519,14 @@ fn backup_thread(
                     Outcome::Complete(format!("{program} finished."))
                 }
                 Ok(Restarted::Command { program, status }) => {
-                    Outcome::Failed(format!("{program} ended with {status}"), None)
+                    Outcome::Failed(Failure::unknown(format!("{program} ended with {status}")))
                 }
                 Err(RestartError::Declined) => Outcome::Declined,
                 Err(RestartError::Command { program, source }) => {
-                    Outcome::Failed(format!("cannot run {program} ({source})"), None)
+                    Outcome::Failed(Failure::unknown(format!("cannot run {program} ({source})")))
                 }
-                Err(e) => {
-                    let code = match &e {
-                        RestartError::Engine(e) => e.phone_code(),
-                        _ => None,
-                    };
-                    Outcome::Failed(e.to_string(), code)
-                }
+                Err(RestartError::Engine(e)) => Outcome::Failed(Failure::of(&e)),
+                Err(e) => Outcome::Failed(Failure::unknown(e.to_string())),
             }
         };
         tokio::pin!(work);
@@ -549,8 +544,8 @@ fn backup_thread(
                             recorder.finish(None);
                             Outcome::Reported
                         }
-                        Outcome::Failed(_, code) if recorder.started() => {
-                            recorder.finish(Some(code));
+                        Outcome::Failed(failure) if recorder.started() => {
+                            recorder.finish(Some(failure));
                             Outcome::Reported
                         }
                         other => other,

@@ -398,7 +398,11 @@ fn the_devices_command() {
         .local_addr()
         .unwrap();
     let down = run(&["devices"], &closed.to_string());
-    assert_eq!(down.code(), Some(1));
+    assert_eq!(
+        down.code(),
+        Some(4),
+        "the phone cannot be reached: as backup says"
+    );
     assert!(
         down.stderr().contains("usbmuxd is not running"),
         "{}",

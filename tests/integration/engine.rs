@@ -584,7 +584,9 @@ fn the_backup_and_encryption_commands() {
     let refused = run(&["backup", "--dest", file.to_str().unwrap()], "");
     assert_eq!(refused.code(), Some(7), "{}", refused.stderr());
     assert!(
-        refused.stderr().contains("choose a folder with --dest"),
+        refused
+            .stderr()
+            .contains("choose a folder (`unstuck backup --dest DIR`)"),
         "{}",
         refused.stderr()
     );

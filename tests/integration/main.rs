@@ -22,6 +22,8 @@ mod engine;
 mod fixtures;
 /// A hostile simulated iPhone against the engine.
 mod hostile;
+/// Every scenario against every command: exit codes and words.
+mod matrix;
 /// Notifications on a real DBus session bus with dunst.
 mod notify;
 /// Packaging files and icons.
