@@ -172,7 +172,7 @@ fn terminal(ctx: &Context, scenario: &str) -> Result<ExitCode> {
             "Demo: five made-up backups, written to a temporary folder and removed afterwards.\n\
              No iPhone is involved. Run `unstuck status` to see the backups on this computer.\n"
         )?;
-        super::status::render_table(&reports, now, out)
+        super::status::render_table(&reports, &[], now, out)
     })?;
     #[cfg(feature = "sim")]
     simulated_backup(dir.path(), scenario)?;

@@ -17,6 +17,7 @@ use super::{Context, print};
 use crate::backup_folder::{
     self, Backup, BackupState, MeasureCache, ReadOptions, RootOrigin, RootOutcome, RootReport,
 };
+use crate::engine::record::{self, RunRecord, RunState};
 use crate::humanize;
 
 /// The version of the `--json` schema; bumped on any incompatible change.
@@ -25,14 +26,17 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub fn run(ctx: &Context, extra_roots: &[PathBuf], json: bool) -> Result<ExitCode> {
     let roots = ctx.roots(extra_roots);
     let mut cache = MeasureCache::load(ctx.dirs.measure_cache_file());
-    let reports = backup_folder::read_roots(&roots, read_options(ctx), &mut cache);
+    let mut reports = backup_folder::read_roots(&roots, read_options(ctx), &mut cache);
     if let Err(e) = cache.save() {
         tracing::warn!(error = %e, "could not save the backup size cache");
     }
+    // Unstuck's own runs say how the last one of a phone ended.
+    let runs = record::read_all(&ctx.dirs.data_dir.join("runs"));
+    ended_runs_are_not_running(&mut reports, &runs);
     let code = if json {
-        print(|out| render_json(&reports, ctx.now, out))?
+        print(|out| render_json(&reports, &runs, ctx.now, out))?
     } else {
-        print(|out| render_table(&reports, ctx.now, out))?
+        print(|out| render_table(&reports, &runs, ctx.now, out))?
     };
     let any_read = reports
         .iter()
@@ -64,6 +68,7 @@ pub fn read_options(ctx: &Context) -> ReadOptions {
 /// One row per backup, then where Unstuck looked.
 pub fn render_table(
     reports: &[RootReport],
+    runs: &[RunRecord],
     now: Timestamp,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -87,7 +92,7 @@ pub fn render_table(
             "LEFTOVERS",
         ];
         let rows: Vec<([String; 7], Option<String>)> =
-            backups.iter().map(|b| table_row(b, now)).collect();
+            backups.iter().map(|b| table_row(b, runs, now)).collect();
         let mut widths = header.map(|h| h.chars().count());
         for (cells, _) in &rows {
             for (w, cell) in widths.iter_mut().zip(cells) {
@@ -143,7 +148,7 @@ fn write_cells(
 
 /// The cells of a backup's row, and a line under it that explains a state
 /// that is not plain "complete".
-fn table_row(b: &Backup, now: Timestamp) -> ([String; 7], Option<String>) {
+fn table_row(b: &Backup, runs: &[RunRecord], now: Timestamp) -> ([String; 7], Option<String>) {
     let device = b
         .device_name
         .clone()
@@ -183,6 +188,17 @@ fn table_row(b: &Backup, now: Timestamp) -> ([String; 7], Option<String>) {
         }
         (None, detail) => detail,
     };
+    let detail = match (failed_run(b, runs), detail) {
+        (Some(run), detail) => {
+            let note = format!(
+                "Unstuck's last backup of it failed {}: {}",
+                humanize::ago(now, run.updated),
+                run_failure(run)
+            );
+            Some(detail.map_or(note.clone(), |d| format!("{d}; {note}")))
+        }
+        (None, detail) => detail,
+    };
     let encrypted = match b.encrypted {
         Some(true) => "yes",
         Some(false) => "no",
@@ -214,6 +230,57 @@ fn table_row(b: &Backup, now: Timestamp) -> ([String; 7], Option<String>) {
         ],
         detail,
     )
+}
+
+/// A folder that looks mid-backup because it changed a minute ago was
+/// left so by Unstuck's own run that has since failed (nothing wrote after
+/// its end): it is interrupted, not backing up.
+fn ended_runs_are_not_running(reports: &mut [RootReport], runs: &[RunRecord]) {
+    for report in reports {
+        let RootOutcome::Read(backups) = &mut report.outcome else {
+            continue;
+        };
+        for b in backups.iter_mut() {
+            let BackupState::InProgress { phase } = b.state.clone() else {
+                continue;
+            };
+            let Some(run) = failed_run(b, runs) else {
+                continue;
+            };
+            let written = std::fs::metadata(b.path.join("Status.plist"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| Timestamp::try_from(t).ok());
+            if written.is_some_and(|w| w <= run.updated) {
+                b.state = BackupState::Interrupted {
+                    reasons: vec![backup_folder::Interruption::Unfinished { phase }],
+                };
+            }
+        }
+    }
+}
+
+/// Unstuck's own run of this backup's phone that failed after its last
+/// complete backup, if one did.
+fn failed_run<'a>(b: &Backup, runs: &'a [RunRecord]) -> Option<&'a RunRecord> {
+    let udid = b.udid.as_deref()?;
+    runs.iter().find(|r| {
+        r.udid == udid
+            && r.state == RunState::Failed
+            && b.last_complete.is_none_or(|c| r.updated > c)
+    })
+}
+
+/// How a run failed, in words: what it printed, else the phone's code.
+fn run_failure(run: &RunRecord) -> String {
+    match (&run.failure, run.error_code) {
+        (Some(words), _) => words.clone(),
+        (None, Some(code)) => format!(
+            "error {code}: {}",
+            crate::engine::codes::meaning(code).cause
+        ),
+        (None, None) => "it did not finish".to_owned(),
+    }
 }
 
 fn local_time(t: Timestamp) -> String {
@@ -268,6 +335,16 @@ struct JsonBackup<'a> {
     archived: bool,
     leftovers: Vec<JsonLeftover<'a>>,
     kept_by_unstuck: Option<&'a Path>,
+    /// Unstuck's own backup of this phone that failed after the last
+    /// complete one.
+    last_failed_run: Option<JsonFailedRun>,
+}
+
+#[derive(Serialize)]
+struct JsonFailedRun {
+    at: Timestamp,
+    error_code: Option<u64>,
+    message: String,
 }
 
 /// An interruption's code (`kind`, plus `phase` for `unfinished`) and its
@@ -288,6 +365,7 @@ struct JsonLeftover<'a> {
 
 pub fn render_json(
     reports: &[RootReport],
+    runs: &[RunRecord],
     now: Timestamp,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -297,7 +375,7 @@ pub fn render_json(
         .map(|r| {
             let (status, error, count) = match &r.outcome {
                 RootOutcome::Read(list) => {
-                    backups.extend(list.iter().map(|b| json_backup(&r.root.path, b)));
+                    backups.extend(list.iter().map(|b| json_backup(&r.root.path, b, runs)));
                     ("read", None, list.len())
                 }
                 RootOutcome::Missing => ("missing", None, 0),
@@ -322,7 +400,7 @@ pub fn render_json(
     writeln!(out)
 }
 
-fn json_backup<'a>(root: &'a Path, b: &'a Backup) -> JsonBackup<'a> {
+fn json_backup<'a>(root: &'a Path, b: &'a Backup, runs: &[RunRecord]) -> JsonBackup<'a> {
     let (state, phase, reasons, unreadable_reason) = match &b.state {
         BackupState::Complete => ("complete", None, Vec::new(), None),
         BackupState::InProgress { phase } => {
@@ -372,5 +450,10 @@ fn json_backup<'a>(root: &'a Path, b: &'a Backup) -> JsonBackup<'a> {
             })
             .collect(),
         kept_by_unstuck: b.kept_by_unstuck.as_deref(),
+        last_failed_run: failed_run(b, runs).map(|r| JsonFailedRun {
+            at: r.updated,
+            error_code: r.error_code,
+            message: run_failure(r),
+        }),
     }
 }

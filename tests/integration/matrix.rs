@@ -83,6 +83,8 @@ enum Cmd {
     FixStorage,
     FixEncryption,
     Encryption,
+    /// `status` after the backup.
+    Status,
 }
 
 impl Cmd {
@@ -97,6 +99,7 @@ impl Cmd {
             Cmd::FixStorage => "fix storage",
             Cmd::FixEncryption => "fix encryption",
             Cmd::Encryption => "encryption",
+            Cmd::Status => "status",
         }
     }
 }
@@ -139,6 +142,7 @@ fn rows() -> Vec<Row> {
                     WatchOnce,
                     expect(0, &["Matrix iPhone"]).never(&["did not finish", "stalled"]),
                 ),
+                (Status, expect(0, &["complete"]).never(&["failed"])),
                 (FixRestart, expect(0, &["complete"]).never(&["stuck"])),
                 (FixNetwork, expect(0, &["USB"])),
                 (FixStorage, expect(0, &["Matrix iPhone", "free"])),
@@ -172,6 +176,10 @@ fn rows() -> Vec<Row> {
                 (Backup, expect(5, &["stalled", "unstuck fix"])),
                 (WatchDuring, expect(0, &["stalled", "copying"])),
                 (WatchOnce, expect(3, &["failed", "stalled"])),
+                (
+                    Status,
+                    expect(0, &["interrupted", "failed", "stalled"]).never(&["backing up"]),
+                ),
                 (
                     FixRestart,
                     expect(5, &["stalled"]).never(&["starting again after"]),
@@ -213,6 +221,7 @@ fn rows() -> Vec<Row> {
                 ),
                 (WatchDuring, expect(0, &["failed", "105"])),
                 (WatchOnce, expect(3, &["105", "unstuck fix storage"])),
+                (Status, expect(0, &["failed", "error 105"])),
                 (FixStorage, expect(0, &["free"])),
             ],
             encryption: status,
@@ -311,6 +320,7 @@ fn rows() -> Vec<Row> {
                         .never(&["iPhone or usbmuxd"]),
                 ),
                 (WatchOnce, expect(3, &["disk"])),
+                (Status, expect(0, &["complete", "failed", "disk is full"])),
             ],
             encryption: status,
         },
@@ -571,6 +581,11 @@ fn run_row(row: &Row, n: usize) -> Vec<(Cmd, Seen, Option<String>)> {
         let mut args = vec!["watch", "--once", "--no-notify"];
         args.extend(roots);
         seen.insert(Cmd::WatchOnce, run(&args, ""));
+    }
+    if wants(Cmd::Status).is_some() {
+        let mut args = vec!["status"];
+        args.extend(roots);
+        seen.insert(Cmd::Status, run(&args, ""));
     }
     if wants(Cmd::FixRestart).is_some() {
         seen.insert(
