@@ -53,20 +53,28 @@ pub fn run(
         let every = Duration::from_secs(if json { 1 } else { 5 });
         let mut last_progress: std::collections::HashMap<String, std::time::Instant> =
             Default::default();
+        // The picture it starts with: where things stand once usbmuxd has
+        // named the attached phones and they answered, a moment after the
+        // first look.
+        let picture = tokio::time::sleep(START_PICTURE);
+        tokio::pin!(picture);
         let mut started = false;
+        let mut latest: Vec<PhoneSummary> = Vec::new();
         loop {
             tokio::select! {
+                _ = &mut picture, if !started => {
+                    started = true;
+                    if print_start(&latest, json).is_err() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
                 Some(event) = rx.recv() => {
-                    // The first summaries are the picture it starts with;
-                    // later ones and devices are the tray's; notices'
-                    // buttons are not listened to here.
+                    // Devices are the tray's; notices' buttons are not
+                    // listened to here.
                     let effect = match event {
                         MonitorEvent::Effect(effect) => effect,
-                        MonitorEvent::Summaries(phones) if !started => {
-                            started = true;
-                            if print_start(&phones, json).is_err() {
-                                return Ok(ExitCode::SUCCESS);
-                            }
+                        MonitorEvent::Summaries(phones) => {
+                            latest = phones;
                             continue;
                         }
                         _ => continue,
@@ -87,6 +95,9 @@ pub fn run(
         }
     })
 }
+
+/// How long after starting `watch` prints where every phone stands.
+const START_PICTURE: Duration = Duration::from_millis(1500);
 
 /// One look: exit 0 when all is well, 2 when a backup is stalled, 3 when
 /// the last backup of a phone did not finish, 4 when a phone refuses this
@@ -213,7 +224,22 @@ fn print_start(phones: &[PhoneSummary], json: bool) -> std::io::Result<()> {
         return std::io::stdout().flush();
     }
     for p in phones {
-        if !json && matches!(p.state, PhoneState::Idle) {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "effect": "phone",
+                    "udid": p.udid,
+                    "name": p.name,
+                    "attached": p.attached,
+                    "last_complete": p.last_complete,
+                    "state": p.state,
+                    "findings": p.findings,
+                })
+            );
+            continue;
+        }
+        if matches!(p.state, PhoneState::Idle) {
             println!("{}", quiet_line(p, Timestamp::now()));
             continue;
         }

@@ -345,7 +345,7 @@ fn short_status(p: &PhoneSummary, now: Timestamp) -> String {
         PhoneState::Stalled { .. } => "stalled".to_owned(),
         PhoneState::Failed { .. } => "backup failed".to_owned(),
         PhoneState::Completed { .. } => "backed up".to_owned(),
-        PhoneState::Refused { .. } => "needs you".to_owned(),
+        PhoneState::Refused { .. } => "needs your attention".to_owned(),
         PhoneState::Idle => match p.last_complete {
             Some(t) => format!("backed up {}", humanize::ago(now, t)),
             None => "never backed up".to_owned(),

@@ -137,7 +137,11 @@ fn rows() -> Vec<Row> {
             cells: vec![
                 (Devices, expect(0, &["Matrix iPhone", "USB"])),
                 (Backup, expect(0, &["complete"])),
-                (WatchDuring, expect(0, &["running", "completed"])),
+                (
+                    WatchDuring,
+                    expect(0, &["\"attached\":true", "running", "completed"])
+                        .never(&["nothing_found"]),
+                ),
                 (
                     WatchOnce,
                     expect(0, &["Matrix iPhone"]).never(&["did not finish", "stalled"]),
@@ -666,8 +670,9 @@ impl Watch {
                 t.push('\n');
             }
         });
-        // Its first look, before the backup starts.
-        std::thread::sleep(Duration::from_millis(1500));
+        // Its first look and the picture it starts with (1.5 s), before
+        // the backup starts.
+        std::thread::sleep(Duration::from_millis(2000));
         Watch {
             child: KillOnDrop(child),
             lines,
