@@ -35,6 +35,8 @@
 //!   budget of bytes, values and nesting.
 //! - `regular_file`: opening what must be a regular file, never blocking on
 //!   a pipe or a device, optionally never following a link.
+//! - `history`: every run and stall remembered in SQLite, summed up, and
+//!   drawn as a self-contained HTML report.
 //! - `humanize`: "2 days ago", "1.4 GB".
 //! - `logging`: the log file and `--verbose`.
 
@@ -46,6 +48,7 @@ pub mod cli;
 pub mod config;
 pub mod device;
 pub mod engine;
+pub mod history;
 pub mod humanize;
 pub mod logging;
 pub mod monitor;

@@ -40,3 +40,27 @@ pub trait Confirm {
         self.confirm(question)
     }
 }
+
+/// Opens a file or folder with the desktop's default program: `open` on
+/// macOS, Explorer on Windows, `xdg-open` (freedesktop.org's xdg-utils)
+/// elsewhere. It does not wait for the program.
+pub fn show(path: &std::path::Path) -> Result<(), String> {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    if !path.exists() {
+        return Err(format!("{} does not exist (yet)", path.display()));
+    }
+    std::process::Command::new(program)
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("{program} could not be started ({e})"))
+}

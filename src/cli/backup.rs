@@ -88,7 +88,7 @@ pub(super) async fn follow<T>(
 ) -> T {
     tokio::pin!(work);
     let mut view = View::new(json);
-    let mut recorder = engine::record::Recorder::new(ctx.dirs.data_dir.join("runs"));
+    let mut recorder = engine::record::Recorder::new(&ctx.dirs.data_dir);
     loop {
         tokio::select! {
             result = &mut work => {

@@ -104,8 +104,8 @@ fn tray(ctx: &Context, scenario: &str, force: bool) -> Result<ExitCode> {
     )?;
     setup.backup = backup;
     setup.platform_command = None;
-    setup.runs = dir.path().join("runs");
-    setup.shell.runs = Some(setup.runs.clone());
+    setup.data_dir = dir.path().to_owned();
+    setup.shell.data_dir = Some(setup.data_dir.clone());
     setup.shell.busy_poll = Duration::from_secs(1);
     setup.shell.idle_poll = Duration::from_secs(5);
     super::tray::start(ctx, runtime, setup, force, || {
@@ -172,7 +172,7 @@ fn terminal(ctx: &Context, scenario: &str) -> Result<ExitCode> {
             "Demo: five made-up backups, written to a temporary folder and removed afterwards.\n\
              No iPhone is involved. Run `unstuck status` to see the backups on this computer.\n"
         )?;
-        super::status::render_table(&reports, &[], now, out)
+        super::status::render_table(&reports, &Default::default(), now, out)
     })?;
     #[cfg(feature = "sim")]
     simulated_backup(dir.path(), scenario)?;

@@ -6,6 +6,7 @@ mod backup;
 mod demo;
 mod devices;
 mod fix;
+mod history;
 #[cfg(feature = "sim")]
 mod sim;
 mod status;
@@ -93,7 +94,8 @@ pub enum Command {
         /// Print JSON lines instead of text.
         #[arg(long)]
         json: bool,
-        /// Print the current diagnosis and exit: 0 healthy, 2 stalled, 3 failed.
+        /// Print the current diagnosis and exit: 0 healthy, 2 stalled, 3 failed,
+        /// 4 a phone locked or not trusting this computer.
         #[arg(long)]
         once: bool,
         /// Do not show desktop notifications.
@@ -102,6 +104,30 @@ pub enum Command {
         /// Also watch this folder of backups (repeatable).
         #[arg(long = "backup-root", value_name = "DIR")]
         backup_roots: Vec<PathBuf>,
+    },
+    /// Every backup run Unstuck made or watched, with its stalls and causes.
+    History {
+        /// Only this phone: its UDID, or a part of its name.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Only runs since a date (2026-11-01) or a number of days ago (7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Remove everything the history holds about this phone (its UDID).
+        #[arg(long, value_name = "UDID")]
+        forget: Option<String>,
+    },
+    /// Write the backup report: one HTML page with charts, per phone.
+    Report {
+        /// Where to write it (default: Unstuck's data folder).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Open it with the default browser.
+        #[arg(long)]
+        open: bool,
     },
     /// Run a fix: restart, restart-iphone, network, storage, encryption.
     Fix {
@@ -271,6 +297,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             password_stdin,
         } => backup::encryption(&context()?, action, udid, password_stdin),
         Command::Devices { json } => devices::run(&context()?, json),
+        Command::History {
+            phone,
+            since,
+            json,
+            forget,
+        } => history::run(&context()?, phone, since, json, forget),
+        Command::Report { out, open } => history::report(&context()?, out, open),
         #[cfg(feature = "sim")]
         Command::Sim {
             port,

@@ -30,13 +30,12 @@ pub fn run(ctx: &Context, extra_roots: &[PathBuf], json: bool) -> Result<ExitCod
     if let Err(e) = cache.save() {
         tracing::warn!(error = %e, "could not save the backup size cache");
     }
-    // Unstuck's own runs say how the last one of a phone ended.
-    let runs = record::read_all(&ctx.dirs.data_dir.join("runs"));
-    ended_runs_are_not_running(&mut reports, &runs);
+    let memory = Memory::read(&ctx.dirs.data_dir, &reports);
+    ended_runs_are_not_running(&mut reports, &memory.runs);
     let code = if json {
-        print(|out| render_json(&reports, &runs, ctx.now, out))?
+        print(|out| render_json(&reports, &memory, ctx.now, out))?
     } else {
-        print(|out| render_table(&reports, &runs, ctx.now, out))?
+        print(|out| render_table(&reports, &memory, ctx.now, out))?
     };
     let any_read = reports
         .iter()
@@ -68,7 +67,7 @@ pub fn read_options(ctx: &Context) -> ReadOptions {
 /// One row per backup, then where Unstuck looked.
 pub fn render_table(
     reports: &[RootReport],
-    runs: &[RunRecord],
+    memory: &Memory,
     now: Timestamp,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -92,7 +91,7 @@ pub fn render_table(
             "LEFTOVERS",
         ];
         let rows: Vec<([String; 7], Option<String>)> =
-            backups.iter().map(|b| table_row(b, runs, now)).collect();
+            backups.iter().map(|b| table_row(b, memory, now)).collect();
         let mut widths = header.map(|h| h.chars().count());
         for (cells, _) in &rows {
             for (w, cell) in widths.iter_mut().zip(cells) {
@@ -148,7 +147,7 @@ fn write_cells(
 
 /// The cells of a backup's row, and a line under it that explains a state
 /// that is not plain "complete".
-fn table_row(b: &Backup, runs: &[RunRecord], now: Timestamp) -> ([String; 7], Option<String>) {
+fn table_row(b: &Backup, memory: &Memory, now: Timestamp) -> ([String; 7], Option<String>) {
     let device = b
         .device_name
         .clone()
@@ -159,9 +158,12 @@ fn table_row(b: &Backup, runs: &[RunRecord], now: Timestamp) -> ([String; 7], Op
     } else {
         device
     };
-    let last = match b.last_complete {
-        Some(t) => format!("{} ({})", humanize::ago(now, t), local_time(t)),
-        None => "none found".to_owned(),
+    let last = match (b.last_complete, memory.remembered(b)) {
+        (Some(t), _) => format!("{} ({})", humanize::ago(now, t), local_time(t)),
+        // The folder is mid-backup or was left interrupted; the history
+        // knows when it last was complete.
+        (None, Some(t)) => format!("{} ({}, remembered)", humanize::ago(now, t), local_time(t)),
+        (None, None) => "none found".to_owned(),
     };
     let (state, detail) = match &b.state {
         BackupState::Complete => ("complete".to_owned(), None),
@@ -188,7 +190,7 @@ fn table_row(b: &Backup, runs: &[RunRecord], now: Timestamp) -> ([String; 7], Op
         }
         (None, detail) => detail,
     };
-    let detail = match (failed_run(b, runs), detail) {
+    let detail = match (failed_run(b, &memory.runs), detail) {
         (Some(run), detail) => {
             let note = format!(
                 "Unstuck's last backup of it failed {}: {}",
@@ -230,6 +232,53 @@ fn table_row(b: &Backup, runs: &[RunRecord], now: Timestamp) -> ([String; 7], Op
         ],
         detail,
     )
+}
+
+/// What Unstuck remembers beside the folders: its own runs' records, and
+/// the history's last complete backup of each phone whose folder has none.
+#[derive(Default)]
+pub struct Memory {
+    pub runs: Vec<RunRecord>,
+    pub completes: std::collections::HashMap<String, Timestamp>,
+}
+
+impl Memory {
+    /// Reads the run records and, only when a folder lacks a complete
+    /// backup and a history file exists, the history.
+    fn read(data_dir: &Path, reports: &[RootReport]) -> Memory {
+        let runs = record::read_all(&data_dir.join("runs"));
+        let wanted: Vec<&str> = reports
+            .iter()
+            .flat_map(|r| match &r.outcome {
+                RootOutcome::Read(b) => b.iter().collect(),
+                _ => Vec::new(),
+            })
+            .filter(|b| b.last_complete.is_none())
+            .filter_map(|b| b.udid.as_deref())
+            .collect();
+        let path = crate::history::History::path_in(data_dir);
+        let mut completes = std::collections::HashMap::new();
+        if !wanted.is_empty() && path.exists() {
+            match crate::history::History::open(&path) {
+                Ok(h) => {
+                    for udid in wanted {
+                        if let Ok(Some(t)) = h.last_complete(udid) {
+                            completes.insert(udid.to_owned(), t);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the history was not read"),
+            }
+        }
+        Memory { runs, completes }
+    }
+
+    fn remembered(&self, b: &Backup) -> Option<Timestamp> {
+        b.last_complete
+            .is_none()
+            .then(|| self.completes.get(b.udid.as_deref()?).copied())
+            .flatten()
+    }
 }
 
 /// A folder that looks mid-backup because it changed a minute ago was
@@ -335,6 +384,9 @@ struct JsonBackup<'a> {
     archived: bool,
     leftovers: Vec<JsonLeftover<'a>>,
     kept_by_unstuck: Option<&'a Path>,
+    /// When `last_complete` is null (the folder is mid-backup or
+    /// interrupted): the last complete backup the history remembers.
+    last_complete_remembered: Option<Timestamp>,
     /// Unstuck's own backup of this phone that failed after the last
     /// complete one.
     last_failed_run: Option<JsonFailedRun>,
@@ -365,7 +417,7 @@ struct JsonLeftover<'a> {
 
 pub fn render_json(
     reports: &[RootReport],
-    runs: &[RunRecord],
+    memory: &Memory,
     now: Timestamp,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -375,7 +427,7 @@ pub fn render_json(
         .map(|r| {
             let (status, error, count) = match &r.outcome {
                 RootOutcome::Read(list) => {
-                    backups.extend(list.iter().map(|b| json_backup(&r.root.path, b, runs)));
+                    backups.extend(list.iter().map(|b| json_backup(&r.root.path, b, memory)));
                     ("read", None, list.len())
                 }
                 RootOutcome::Missing => ("missing", None, 0),
@@ -400,7 +452,7 @@ pub fn render_json(
     writeln!(out)
 }
 
-fn json_backup<'a>(root: &'a Path, b: &'a Backup, runs: &[RunRecord]) -> JsonBackup<'a> {
+fn json_backup<'a>(root: &'a Path, b: &'a Backup, memory: &Memory) -> JsonBackup<'a> {
     let (state, phase, reasons, unreadable_reason) = match &b.state {
         BackupState::Complete => ("complete", None, Vec::new(), None),
         BackupState::InProgress { phase } => {
@@ -450,7 +502,8 @@ fn json_backup<'a>(root: &'a Path, b: &'a Backup, runs: &[RunRecord]) -> JsonBac
             })
             .collect(),
         kept_by_unstuck: b.kept_by_unstuck.as_deref(),
-        last_failed_run: failed_run(b, runs).map(|r| JsonFailedRun {
+        last_complete_remembered: memory.remembered(b),
+        last_failed_run: failed_run(b, &memory.runs).map(|r| JsonFailedRun {
             at: r.updated,
             error_code: r.error_code,
             message: run_failure(r),

@@ -70,7 +70,6 @@ pub fn setup(
     monitor: MonitorConfig,
     demo: Option<Demo>,
 ) -> Result<Setup> {
-    let runs = ctx.dirs.data_dir.join("runs");
     Ok(Setup {
         shell: ShellOptions {
             roots,
@@ -79,11 +78,11 @@ pub fn setup(
             busy_poll: Duration::from_secs(ctx.config.monitor.poll_seconds_busy),
             idle_poll: Duration::from_secs(ctx.config.monitor.poll_seconds_idle),
             notify: true,
-            runs: Some(runs.clone()),
+            data_dir: Some(ctx.dirs.data_dir.clone()),
         },
         backup: ctx.backup_options(None, None)?,
         platform_command: ctx.config.backup.platform_command.clone(),
-        runs,
+        data_dir: ctx.dirs.data_dir.clone(),
         log_file: ctx.dirs.log_file(),
         config_file: ctx.config_path.clone(),
         exe: std::env::current_exe().context("cannot find this program's path")?,

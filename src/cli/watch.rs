@@ -40,7 +40,7 @@ pub fn run(
         busy_poll: Duration::from_secs(ctx.config.monitor.poll_seconds_busy),
         idle_poll: Duration::from_secs(ctx.config.monitor.poll_seconds_idle),
         notify,
-        runs: Some(ctx.dirs.data_dir.join("runs")),
+        data_dir: Some(ctx.dirs.data_dir.clone()),
     };
     runtime.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();

@@ -74,6 +74,9 @@ pub struct Failure {
     pub code: Option<u64>,
     pub cause: crate::cause::Cause,
     pub words: String,
+    /// Stopped by the user or the system (Ctrl-C, a signal, Quit), not
+    /// failed.
+    pub stopped: bool,
 }
 
 impl Failure {
@@ -83,6 +86,7 @@ impl Failure {
             code: None,
             cause: crate::cause::Cause::Unknown,
             words,
+            stopped: false,
         }
     }
 
@@ -91,29 +95,41 @@ impl Failure {
             code: e.phone_code(),
             cause: e.cause(),
             words: e.to_string(),
+            stopped: matches!(e, super::EngineError::Interrupted(_)),
         }
     }
 }
 
-/// Keeps a run's record up to date for a monitor in another process: at most once a second, and at the end.
+/// Keeps a run's record up to date for a monitor in another process (at
+/// most once a second, and at the end), and adds the finished run to the
+/// history.
 pub struct Recorder {
     dir: std::path::PathBuf,
+    history: std::path::PathBuf,
     record: Option<RunRecord>,
     written: Option<std::time::Instant>,
+    tracker: crate::history::tracker::EngineTracker,
+    folder: Option<std::path::PathBuf>,
 }
 
 impl Recorder {
-    pub fn new(dir: std::path::PathBuf) -> Recorder {
+    /// A recorder for Unstuck's data folder (`runs/`, `history.db`).
+    pub fn new(data_dir: &Path) -> Recorder {
         Recorder {
-            dir,
+            dir: data_dir.join("runs"),
+            history: crate::history::History::path_in(data_dir),
             record: None,
             written: None,
+            tracker: Default::default(),
+            folder: None,
         }
     }
 
     pub fn event(&mut self, event: &super::BackupEvent) {
+        self.tracker.event(jiff::Timestamp::now(), event);
         match event {
-            super::BackupEvent::Started { udid, .. } => {
+            super::BackupEvent::Started { udid, folder, .. } => {
+                self.folder = Some(folder.clone());
                 self.record = Some(RunRecord {
                     udid: udid.clone(),
                     pid: std::process::id(),
@@ -154,6 +170,7 @@ impl Recorder {
     /// Records the end of the run: `None` when it finished, else how it
     /// failed.
     pub fn finish(&mut self, failure: Option<Failure>) {
+        self.remember(failure.as_ref());
         if let Some(r) = &mut self.record {
             r.updated = jiff::Timestamp::now();
             match failure {
@@ -167,6 +184,23 @@ impl Recorder {
             }
         }
         self.write(true);
+    }
+
+    /// Adds the run to the history; a history that cannot be written is
+    /// logged, never in the way.
+    fn remember(&mut self, failure: Option<&Failure>) {
+        let Some(mut run) = self.tracker.end(jiff::Timestamp::now(), failure) else {
+            return;
+        };
+        if run.outcome == crate::history::Outcome::Complete
+            && let Some(folder) = &self.folder
+        {
+            run.size = Some(crate::backup_folder::disk_usage(folder).bytes);
+        }
+        let saved = crate::history::History::open(&self.history).and_then(|mut h| h.save(&[run]));
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "the run was not added to the history");
+        }
     }
 
     fn write(&mut self, now: bool) {

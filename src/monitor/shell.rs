@@ -29,8 +29,10 @@ pub struct ShellOptions {
     pub idle_poll: Duration,
     /// Show desktop notifications.
     pub notify: bool,
-    /// Where `unstuck backup` keeps its run records.
-    pub runs: Option<PathBuf>,
+    /// Unstuck's data folder: the run records `unstuck backup` keeps are
+    /// read there (`runs/`), and what the monitor saw goes into the
+    /// history (`history.db`).
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Everything the loop tells whoever runs it (the tray, `unstuck watch`),
@@ -82,10 +84,11 @@ pub async fn run(
     }
     let (facts_tx, mut facts_rx) = mpsc::unbounded_channel();
     let mut watcher = FolderWatcher::new(wake.clone());
-    let mut sampler = match options.runs.clone() {
-        Some(dir) => Sampler::with_runs(dir),
+    let mut sampler = match &options.data_dir {
+        Some(dir) => Sampler::with_runs(dir.join("runs")),
         None => Sampler::new(),
     };
+    let mut remember = options.data_dir.as_deref().map(Remember::new);
     let mut monitor = Monitor::new(options.config);
     let mut attached = AttachedPhones::new();
     // When each phone was last asked for its facts.
@@ -121,7 +124,11 @@ pub async fn run(
             sampler = back;
             observation
         };
-        for effect in monitor.observe(Timestamp::now(), &observation) {
+        let effects = monitor.observe(Timestamp::now(), &observation);
+        if let Some(remember) = &mut remember {
+            remember.effects(Timestamp::now(), &effects);
+        }
+        for effect in effects {
             if let (true, Effect::Notify(notice)) = (options.notify, &effect) {
                 let notifier = notifier.clone();
                 let notice = notice.clone();
@@ -266,6 +273,65 @@ impl FolderWatcher {
             }
         }
         self.watched.retain(|p| p.exists());
+    }
+}
+
+/// Adds what the monitor saw to the history: other programs' runs as they
+/// end, and every complete backup's date. Writes go out on a blocking
+/// task, one at a time, so the loop never waits for the disk; a history
+/// that cannot be written is logged once.
+struct Remember {
+    path: PathBuf,
+    tracker: crate::history::tracker::MonitorTracker,
+    writing: Option<tokio::task::JoinHandle<()>>,
+    pending: Vec<crate::history::Run>,
+    complete: Vec<(String, Timestamp)>,
+}
+
+impl Remember {
+    fn new(data_dir: &Path) -> Remember {
+        Remember {
+            path: crate::history::History::path_in(data_dir),
+            tracker: Default::default(),
+            writing: None,
+            pending: Vec::new(),
+            complete: Vec::new(),
+        }
+    }
+
+    fn effects(&mut self, now: Timestamp, effects: &[Effect]) {
+        for effect in effects {
+            if let Effect::StateChanged {
+                udid,
+                state: crate::monitor::PhoneState::Completed { at },
+                ..
+            } = effect
+            {
+                self.complete.push((udid.clone(), *at));
+            }
+            self.pending.extend(self.tracker.effect(now, effect));
+        }
+        let busy = self.writing.as_ref().is_some_and(|w| !w.is_finished());
+        if busy || (self.pending.is_empty() && self.complete.is_empty()) {
+            return;
+        }
+        let (runs, complete) = (
+            std::mem::take(&mut self.pending),
+            std::mem::take(&mut self.complete),
+        );
+        let path = self.path.clone();
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let saved = crate::history::History::open(&path).and_then(|mut h| {
+                h.save(&runs)?;
+                complete
+                    .iter()
+                    .try_for_each(|(udid, at)| h.complete_seen(udid, *at))
+            });
+            if let Err(e) = saved {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| tracing::warn!(error = %e, "the history cannot be written"));
+            }
+        }));
     }
 }
 

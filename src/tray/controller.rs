@@ -36,8 +36,9 @@ pub struct Setup {
     /// Where and how the tray's own backups go.
     pub backup: BackupOptions,
     pub platform_command: Option<Vec<String>>,
-    /// Unstuck's run records (the monitor reads them for exact progress).
-    pub runs: PathBuf,
+    /// Unstuck's data folder: run records (the monitor reads them for
+    /// exact progress) and the history.
+    pub data_dir: PathBuf,
     pub log_file: PathBuf,
     pub config_file: PathBuf,
     pub exe: PathBuf,
@@ -328,6 +329,26 @@ impl Controller {
                 let log = self.setup.log_file.clone();
                 self.open(&log).await;
             }
+            Command::Report => {
+                // Written off the runtime's workers: it reads the history.
+                let data_dir = self.setup.data_dir.clone();
+                let overdue_days = self.setup.shell.config.overdue.as_hours() / 24;
+                let out = crate::history::report_path(&data_dir);
+                let written = tokio::task::spawn_blocking(move || {
+                    crate::history::write_report(&data_dir, &out, Timestamp::now(), overdue_days)
+                        .map(|_| out)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                match written {
+                    Ok(report) => self.open(&report).await,
+                    Err(e) => {
+                        self.post(Message::new("The report was not written", e))
+                            .await
+                    }
+                }
+            }
             Command::Settings => {
                 let config = self.setup.config_file.clone();
                 self.open(&config).await;
@@ -384,7 +405,7 @@ impl Controller {
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let done = self.done.clone();
         let asker = Asker::new(self.notifier.clone());
-        let runs = self.setup.runs.clone();
+        let data_dir = self.setup.data_dir.clone();
         let command = self.setup.platform_command.clone();
         let stuck_after = restart::stuck_after(&self.setup.shell.config);
         let udid = options.udid.clone();
@@ -392,8 +413,15 @@ impl Controller {
         let thread = std::thread::Builder::new()
             .name("unstuck-backup".into())
             .spawn(move || {
-                let outcome =
-                    backup_thread(addr, options, stuck_after, command, asker, runs, cancel_rx);
+                let outcome = backup_thread(
+                    addr,
+                    options,
+                    stuck_after,
+                    command,
+                    asker,
+                    data_dir,
+                    cancel_rx,
+                );
                 let _ = done.send(match outcome {
                     Some(outcome) => Done::Backup {
                         what: label,
@@ -479,7 +507,7 @@ fn backup_thread(
     stuck_after: jiff::SignedDuration,
     command: Option<Vec<String>>,
     mut asker: Asker,
-    runs: PathBuf,
+    data_dir: PathBuf,
     cancel: oneshot::Receiver<()>,
 ) -> Option<Outcome> {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -497,7 +525,7 @@ fn backup_thread(
     let (notifier, main) = (asker.notifier.clone(), asker.runtime.clone());
     rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut recorder = engine::record::Recorder::new(runs);
+        let mut recorder = engine::record::Recorder::new(&data_dir);
         let work = async {
             let result = restart::restart(
                 &addr,
@@ -683,22 +711,5 @@ async fn storage_cleanup(
 
 /// Opens a file or folder with the desktop's default program.
 async fn open(path: &Path) -> Result<(), String> {
-    let program = if cfg!(target_os = "macos") {
-        "open"
-    } else if cfg!(windows) {
-        "explorer"
-    } else {
-        "xdg-open"
-    };
-    if !path.exists() {
-        return Err(format!("{} does not exist (yet)", path.display()));
-    }
-    tokio::process::Command::new(program)
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(drop)
-        .map_err(|e| format!("{program} could not be started ({e})"))
+    crate::actions::show(path)
 }

@@ -38,13 +38,14 @@ pub enum Command {
     Fix(Action),
     OpenBackupFolder,
     OpenLog,
+    Report,
     Settings,
     StartAtLogin,
     Quit,
 }
 
 impl Command {
-    pub const ALL: [Command; 10] = [
+    pub const ALL: [Command; 11] = [
         Command::Fix(Action::RestartBackup),
         Command::Fix(Action::NetworkAdvice),
         Command::Fix(Action::StorageCleanup),
@@ -52,6 +53,7 @@ impl Command {
         Command::Fix(Action::RestartPhone),
         Command::OpenBackupFolder,
         Command::OpenLog,
+        Command::Report,
         Command::Settings,
         Command::StartAtLogin,
         Command::Quit,
@@ -63,6 +65,7 @@ impl Command {
             Command::Fix(action) => action.id(),
             Command::OpenBackupFolder => "open-backup-folder",
             Command::OpenLog => "open-log",
+            Command::Report => "backup-report",
             Command::Settings => "settings",
             Command::StartAtLogin => "start-at-login",
             Command::Quit => "quit",
@@ -190,6 +193,7 @@ pub fn view(s: &Situation) -> View {
         folder_label,
         folder_enabled,
     ));
+    entries.push(item(Command::Report, "Backup Report…".into(), true));
     entries.push(item(Command::OpenLog, "Open Log".into(), true));
     entries.push(item(Command::Settings, "Settings".into(), true));
     entries.push(match s.start_at_login {

@@ -20,6 +20,8 @@ mod device;
 mod engine;
 /// Real Apple-written backups from the shared fixtures folder.
 mod fixtures;
+/// The history and the report.
+mod history;
 /// A hostile simulated iPhone against the engine.
 mod hostile;
 /// Every scenario against every command: exit codes and words.

@@ -190,6 +190,23 @@ fn a_full_backup_disk_is_named_when_the_backup_fails() {
         "{failed:#}"
     );
     let _ = tool.0.wait();
+    // The run the watch saw is in the history, as another program's; the
+    // write goes out on a blocking task after the poll (a few seconds).
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let run = loop {
+        let doc = home.run(&["history", "--json"]);
+        if let Some(run) = doc.json()["runs"]
+            .as_array()
+            .and_then(|r| r.first().cloned())
+        {
+            break run;
+        }
+        assert!(std::time::Instant::now() < until, "no run in the history");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(run["program"], "idevicebackup2", "{run:#}");
+    assert_eq!(run["outcome"], "failed", "{run:#}");
+    assert_eq!(run["cause"], "host_disk_full", "{run:#}");
 }
 
 #[test]
