@@ -243,3 +243,55 @@ fn share_of(image: &Path, colour: &str) -> Option<f64> {
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
+
+/// A history file that is damaged, or locked by another program for the
+/// length of a backup, never stops the backup: the damaged one is moved
+/// aside and the run kept in a new one; the locked one is left alone and
+/// the log says the run was not added.
+#[test]
+fn a_damaged_or_locked_history_never_stops_a_backup() {
+    let _no_foreign = util::no_foreign_backup_programs();
+    let mut c = phone();
+    c.stall = None;
+    c.udid = "00008120-0000000000000B04".into();
+    let (_runtime, sim) = util::sim_on_runtime(c);
+    let usbmuxd = sim.usbmuxd_address();
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path().to_str().unwrap();
+
+    let home = Home::new();
+    let data = home.path().join("data/unstuck");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("history.db"), b"not a database at all").unwrap();
+    home.run_on(&usbmuxd, &["backup", "--dest", d]).success();
+    let aside: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("history.db.damaged-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "the damaged file is kept aside");
+    let runs = home.run(&["history", "--json"]).json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+
+    // Another program holds the history's write lock throughout.
+    let locker = rusqlite::Connection::open(data.join("history.db")).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    home.run_on(&usbmuxd, &["backup", "--dest", d]).success();
+    assert!(
+        home.log().contains("the run was not added to the history"),
+        "{}",
+        home.log()
+    );
+    locker.execute_batch("ROLLBACK;").unwrap();
+    drop(locker);
+    let runs = home.run(&["history", "--json"]).json();
+    assert_eq!(
+        runs["runs"].as_array().unwrap().len(),
+        1,
+        "the locked run was passed over"
+    );
+}
