@@ -733,7 +733,9 @@ mod tests {
         #[cfg(unix)]
         assert!(is_symlink_loop(&io::Error::from_raw_os_error(libc::ELOOP)));
         #[cfg(unix)]
-        assert!(!is_symlink_loop(&io::Error::from_raw_os_error(libc::ENOENT)));
+        assert!(!is_symlink_loop(&io::Error::from_raw_os_error(
+            libc::ENOENT
+        )));
         // Linux's number is not a loop everywhere: on macOS 40 is EMSGSIZE.
         #[cfg(target_os = "macos")]
         assert!(!is_symlink_loop(&io::Error::from_raw_os_error(40)));
