@@ -56,12 +56,13 @@ impl App {
             entries: Vec::new(),
         });
         let built = icon(view.look).and_then(|icon| {
-            with_icon(TrayIconBuilder::new().with_id("unstuck"), icon)
-                .with_title(&view.title)
+            let mut builder = with_icon(TrayIconBuilder::new().with_id("unstuck"), icon)
                 .with_tooltip(shown_tooltip(&view.tooltip))
-                .with_menu(Box::new(menu(&view.entries)))
-                .build()
-                .map_err(|e| e.to_string())
+                .with_menu(Box::new(menu(&view.entries)));
+            if let Some(title) = shown_title(&view.title) {
+                builder = builder.with_title(title);
+            }
+            builder.build().map_err(|e| e.to_string())
         });
         match built {
             Ok(tray) => {
@@ -92,7 +93,7 @@ impl App {
             }
         }
         if old.map(|o| &o.title) != Some(&view.title) {
-            tray.set_title(Some(&view.title));
+            tray.set_title(shown_title(&view.title));
         }
         if old.map(|o| &o.tooltip) != Some(&view.tooltip) {
             let _ = tray.set_tooltip(Some(shown_tooltip(&view.tooltip)));
@@ -101,6 +102,20 @@ impl App {
             tray.set_menu(Some(Box::new(menu(&view.entries))));
         }
         self.shown = Some(view);
+    }
+}
+
+/// The title as the platform should show it: none on macOS, where
+/// tray-icon draws it as text beside the icon in the menu bar (tray-icon
+/// 0.26.1 platform_impl/macos/mod.rs:212-221, `button.setTitle`), which
+/// is no place for a sentence; the tooltip and the menu say it there.
+/// Windows has no title (tray-icon lib.rs:596); Linux shows it only where
+/// the panel does.
+fn shown_title(title: &str) -> Option<&str> {
+    if cfg!(target_os = "macos") {
+        None
+    } else {
+        Some(title)
     }
 }
 
@@ -244,6 +259,16 @@ mod tests {
             title: title.into(),
             tooltip: String::new(),
             entries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn macos_draws_no_title_beside_its_icon() {
+        let title = "Unstuck — Ann's iPhone backed up 2 days ago";
+        if cfg!(target_os = "macos") {
+            assert_eq!(shown_title(title), None);
+        } else {
+            assert_eq!(shown_title(title), Some(title));
         }
     }
 
