@@ -1,8 +1,9 @@
 //! Start at login, through the `auto-launch` crate: an XDG autostart entry
 //! on Linux, a LaunchAgent on macOS, the Run key of the current user on
-//! Windows. Two gaps of the crate are closed here: the Linux entry's `Exec=`
-//! path is quoted (a path with spaces would break), and `status` checks that
-//! the entry starts *this* binary, not one moved or deleted since.
+//! Windows. Two gaps of the crate are closed here: the path in the Linux
+//! entry's `Exec=` and in the Windows Run key is quoted (a path with spaces
+//! would break), and `status` checks that the entry starts *this* binary,
+//! not one moved or deleted since.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,10 @@ fn launcher(exe: &Path) -> Result<AutoLaunch, AutostartError> {
     let path = exe
         .to_str()
         .ok_or_else(|| AutostartError::BadPath(exe.to_path_buf()))?;
+    // auto-launch writes the Run value as `format!("{} {}", app_path, args)`
+    // (auto-launch 0.6.0 src/windows.rs:74-78), so the quotes go in here.
+    #[cfg(windows)]
+    let path = &quote_run_path(path);
     AutoLaunchBuilder::new()
         .set_app_name(APP_NAME)
         .set_app_path(path)
@@ -93,6 +98,17 @@ pub fn quote_exec(path: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Quotes a program's path for the Windows Run key, whose value is a
+/// command line. Unquoted, a path with spaces is ambiguous:
+/// `C:\Program Files\Unstuck\unstuck.exe` is first tried as
+/// `C:\Program.exe` (CreateProcessW, `lpApplicationName`:
+/// https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-createprocessw).
+/// A Windows path cannot hold `"`, and the program name of a command line
+/// is read up to the closing quote with no escapes, so plain quotes do.
+pub fn quote_run_path(path: &str) -> String {
+    format!("\"{path}\"")
 }
 
 /// The program of an `Exec=` value: its first argument, unquoted.
@@ -204,5 +220,20 @@ mod tests {
             assert_eq!(exec_program(&quote_exec(path)), path);
         }
         assert_eq!(exec_program("/usr/bin/unstuck --tray"), "/usr/bin/unstuck");
+    }
+
+    #[test]
+    fn run_key_paths_are_quoted_whole() {
+        assert_eq!(
+            quote_run_path(r"C:\Program Files\Unstuck\unstuck.exe"),
+            r#""C:\Program Files\Unstuck\unstuck.exe""#
+        );
+        // Backslashes stay as they are: they escape nothing in a program
+        // name, and a path ending in one is still one token.
+        assert_eq!(quote_run_path(r"C:\Unstuck\"), r#""C:\Unstuck\""#);
+        assert_eq!(
+            quote_run_path(r"D:\Ann's Apps\unstuck.exe"),
+            "\"D:\\Ann's Apps\\unstuck.exe\""
+        );
     }
 }

@@ -547,11 +547,35 @@ pub fn move_to_trash(item: &Item, confirm: &mut dyn Confirm) -> Result<u64, Clea
     }
     // Measured before it goes: what the trash will give back once emptied.
     let freed = exclusive_bytes(&item.path).unwrap_or(item.bytes);
-    trash::delete(&item.path).map_err(|e| CleanupError::Trash {
+    to_trash(&item.path).map_err(|e| CleanupError::Trash {
         path: item.path.clone(),
         why: e.to_string(),
     })?;
     Ok(freed)
+}
+
+/// Moves `path` to the OS trash.
+///
+/// # Platform specific behavior
+/// On macOS, trash's default method asks Finder through AppleScript
+/// (`osascript`), which "might ask the user to give additional permissions"
+/// (to control Finder); NSFileManager's `trashItemAtURL` "does *not* require
+/// additional permissions", at the cost of Finder's "Put Back" on some
+/// systems (trash 5.3.0 src/macos/mod.rs:12-43,
+/// https://github.com/ArturKovacs/trash-rs/issues/14). It runs in Unstuck's
+/// own process, so under MobileSync it needs Full Disk Access like a read.
+fn to_trash(path: &Path) -> Result<(), trash::Error> {
+    #[cfg(target_os = "macos")]
+    {
+        use trash::macos::{DeleteMethod, TrashContextExtMacos};
+        let mut context = trash::TrashContext::default();
+        context.set_delete_method(DeleteMethod::NsFileManager);
+        context.delete(path)
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        trash::delete(path)
+    }
 }
 
 /// The bytes that removing `path` gives back: a file linked from

@@ -517,10 +517,32 @@ fn file_len(path: &Path) -> Result<Option<u64>, String> {
 fn io_why(path: &Path, err: &io::Error) -> String {
     // "Too many levels of symbolic links" is the OS's wording for a loop;
     // say so plainly.
-    if err.raw_os_error() == Some(40) && cfg!(unix) {
+    if is_symlink_loop(err) {
         return format!("{} is a symlink loop", path.display());
     }
     format!("{} cannot be read: {err}", path.display())
+}
+
+/// Whether `err` is the OS's "too many levels of symbolic links".
+///
+/// # Platform specific behavior
+/// ELOOP is 40 on Linux (90 on MIPS) and 62 on macOS and the BSDs, so the
+/// number comes from `libc` (libc 0.2.191 src/unix/bsd/apple/mod.rs,
+/// `ELOOP = 62`; macOS reports `Os { code: 62, .. }`:
+/// https://github.com/Angelmmiguel/fu/issues/24). `io::ErrorKind::FilesystemLoop`
+/// would say it portably but is still unstable
+/// (https://github.com/rust-lang/rust/issues/86442). Windows has no such
+/// errno; a loop there is left to the plain "cannot be read".
+fn is_symlink_loop(err: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        err.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = err;
+        false
+    }
 }
 
 /// Lower-cases the older 40-hex UDIDs; keeps the newer form
@@ -704,6 +726,20 @@ mod tests {
         assert_eq!(normalize_udid("00008150-001A2B3C4D5E6F7"), None);
         assert_eq!(normalize_udid("not a udid"), None);
         assert_eq!(normalize_udid(""), None);
+    }
+
+    #[test]
+    fn a_symlink_loop_is_named_by_the_platform_errno() {
+        #[cfg(unix)]
+        assert!(is_symlink_loop(&io::Error::from_raw_os_error(libc::ELOOP)));
+        #[cfg(unix)]
+        assert!(!is_symlink_loop(&io::Error::from_raw_os_error(
+            libc::ENOENT
+        )));
+        // Linux's number is not a loop everywhere: on macOS 40 is EMSGSIZE.
+        #[cfg(target_os = "macos")]
+        assert!(!is_symlink_loop(&io::Error::from_raw_os_error(40)));
+        assert!(!is_symlink_loop(&io::Error::other("no errno")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Where backups live: the folders Apple's tools use on each platform, and
 //! Unstuck's own on Linux.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -91,7 +92,10 @@ pub fn read_roots(
                     RootOrigin::Platform => RootOutcome::Missing,
                     _ => RootOutcome::Failed("it does not exist".to_owned()),
                 },
-                Err(e) => RootOutcome::Failed(e.to_string()),
+                Err(e) => {
+                    let why = failure_words(&root.path, &e, std::env::consts::OS);
+                    RootOutcome::Failed(why)
+                }
             };
             RootReport {
                 root: root.clone(),
@@ -99,6 +103,45 @@ pub fn read_roots(
             }
         })
         .collect()
+}
+
+/// What macOS's refusal to list a backup folder means, and its fix.
+pub const FULL_DISK_ACCESS: &str = "Unstuck needs Full Disk Access: \
+    System Settings → Privacy & Security → Full Disk Access → turn Unstuck on \
+    (when you run unstuck in a terminal, turn on the terminal app instead)";
+
+/// Why the root at `path` could not be listed, in words: the OS's message,
+/// or [`FULL_DISK_ACCESS`] where macOS's privacy controls refused it. `os`
+/// is `std::env::consts::OS`, a parameter so the rule is tested anywhere.
+///
+/// # Platform specific behavior
+/// macOS (10.14 and later) guards `~/Library/Application Support/MobileSync`
+/// with its privacy controls (TCC): without Full Disk Access, listing it
+/// fails with EPERM ("Operation not permitted"), even for root, while a
+/// refusal by permissions or an ACL is EACCES (Apple DTS, "On File System
+/// Permissions", https://developer.apple.com/forums/tags/files-and-storage;
+/// https://github.com/richinfante/iphonebackuptools/issues/48). There is
+/// no prompt: the user turns it on in System Settings (Apple Platform
+/// Security, https://support.apple.com/guide/security/secddd1d86a6/web).
+/// The grant goes to the app responsible for the process, which for the
+/// command line is the terminal
+/// (https://developer.apple.com/forums/thread/107546).
+fn failure_words(path: &Path, err: &io::Error, os: &str) -> String {
+    // EPERM on macOS (libc 0.2.191 src/unix/bsd/apple/mod.rs:2515); libc
+    // is not a dependency on Windows, where this is still compiled.
+    const EPERM: i32 = 1;
+    if os == "macos" && err.raw_os_error() == Some(EPERM) && in_mobilesync(path) {
+        return FULL_DISK_ACCESS.to_owned();
+    }
+    err.to_string()
+}
+
+/// Whether `path` is `…/Library/Application Support/MobileSync` or inside it.
+fn in_mobilesync(path: &Path) -> bool {
+    let parts: Vec<&std::ffi::OsStr> = path.components().map(|c| c.as_os_str()).collect();
+    parts
+        .windows(3)
+        .any(|w| w[0] == "Library" && w[1] == "Application Support" && w[2] == "MobileSync")
 }
 
 /// The roots to read: the platform's, then the config file's, then the command
@@ -131,6 +174,28 @@ pub fn combine_roots(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_mobilesync_on_macos_asks_for_full_disk_access() {
+        let root = Path::new("/Users/ann/Library/Application Support/MobileSync/Backup");
+        let eperm = io::Error::from_raw_os_error(1);
+        assert_eq!(failure_words(root, &eperm, "macos"), FULL_DISK_ACCESS);
+        assert!(FULL_DISK_ACCESS.contains("Privacy & Security → Full Disk Access"));
+        // The same number elsewhere is the OS's own message.
+        assert_eq!(failure_words(root, &eperm, "linux"), eperm.to_string());
+        assert_eq!(failure_words(root, &eperm, "windows"), eperm.to_string());
+        // Permissions or an ACL (EACCES) are not the privacy controls.
+        let eacces = io::Error::from_raw_os_error(13);
+        assert_eq!(failure_words(root, &eacces, "macos"), eacces.to_string());
+        // A folder of the user's own is not what Full Disk Access guards.
+        let own = Path::new("/Volumes/Backups/MobileSync");
+        assert_eq!(failure_words(own, &eperm, "macos"), eperm.to_string());
+        let plain = io::Error::other("it is a file, not a folder");
+        assert_eq!(
+            failure_words(root, &plain, "macos"),
+            "it is a file, not a folder"
+        );
+    }
 
     #[test]
     fn roots_are_listed_once_with_the_most_deliberate_origin() {

@@ -373,8 +373,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Writes to stdout through `f`. A closed pipe (`unstuck status | head`) is
-/// not an error: the reader has what it wanted.
 /// An error that ends a command in words: the whole chain (what failed,
 /// then why), each system error without Rust's " (os error N)".
 pub fn words_of(err: &anyhow::Error) -> String {
@@ -399,12 +397,69 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(if unreachable { 4 } else { 1 })
 }
 
+/// Writes to stdout through `f`. A closed pipe (`unstuck status | head`) is
+/// not an error: the reader has what it wanted.
 fn print(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match f(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) if reader_gone(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e).context("cannot write to standard output"),
+    }
+}
+
+/// Whether a failed write to stdout means its reader has gone.
+///
+/// # Platform specific behavior
+/// std reports EPIPE, and Windows' ERROR_BROKEN_PIPE (109) and ERROR_NO_DATA
+/// (232, "The pipe is being closed"), as `BrokenPipe`, but leaves
+/// ERROR_PIPE_NOT_CONNECTED (233, "No process is on the other end of the
+/// pipe") uncategorized; that is what `unstuck.exe status | head` ended
+/// with under wine ("Pipe not connected (os error 233)",
+/// ../shared/cross-platform/README.md). Windows' numbers are matched too:
+/// https://learn.microsoft.com/windows/win32/debug/system-error-codes--0-499-
+fn reader_gone(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return true;
+    }
+    #[cfg(windows)]
+    {
+        const ERROR_NO_DATA: i32 = 232;
+        const ERROR_PIPE_NOT_CONNECTED: i32 = 233;
+        matches!(
+            e.raw_os_error(),
+            Some(ERROR_NO_DATA | ERROR_PIPE_NOT_CONNECTED)
+        )
+    }
+    #[cfg(not(windows))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_pipe_is_a_reader_gone_on_every_platform() {
+        let os = io::Error::from_raw_os_error;
+        assert!(reader_gone(&io::Error::from(io::ErrorKind::BrokenPipe)));
+        assert!(!reader_gone(&io::Error::from(io::ErrorKind::NotFound)));
+        #[cfg(unix)]
+        assert!(reader_gone(&os(libc::EPIPE)));
+        // ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED; and
+        // ERROR_DISK_FULL, which is not.
+        #[cfg(windows)]
+        {
+            assert!(reader_gone(&os(109)));
+            assert!(reader_gone(&os(232)));
+            assert!(reader_gone(&os(233)));
+            assert!(!reader_gone(&os(112)));
+        }
+        // Elsewhere those numbers mean nothing of the kind.
+        #[cfg(not(windows))]
+        assert!(!reader_gone(&os(233)));
     }
 }

@@ -12,14 +12,19 @@ use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 use crate::device::DeviceFacts;
 use crate::process::{self, Holder, Identity, Recorded};
 
-/// Programs that make iPhone backups, by process name.
+/// Programs that make iPhone backups, by process name as [`is_program`]
+/// compares it. AppleMobileBackup does the work for Finder and iTunes on
+/// macOS (…/MobileDevice.framework/…/AppleMobileDeviceHelper.app/Contents/
+/// Resources/AppleMobileBackup, https://github.com/wazuh/wazuh/issues/16023)
+/// and on Windows, as AppleMobileBackup.exe, "Backs up the data on your
+/// iPhone" (Apple, https://support.apple.com/en-us/102018).
 const BACKUP_PROGRAMS: [&str; 3] = ["AppleMobileBackup", "idevicebackup2", "pymobiledevice3"];
 
 /// A backup program seen among the running processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BackupProgram {
     pub name: &'static str,
-    /// The phone its command line names (`-u`/`--udid`), if any.
+    /// The phone its command line names ([`named_udid`]), if any.
     pub udid: Option<String>,
 }
 
@@ -44,8 +49,11 @@ pub(crate) fn backup_program(p: &sysinfo::Process) -> Option<BackupProgram> {
 /// `backup_program` for a live process whose name and command line the
 /// caller has read already (the monitor reads them for other programs too).
 pub(crate) fn backup_program_named(name: &str, args: &[String]) -> Option<BackupProgram> {
-    let program = BACKUP_PROGRAMS.iter().find(|b| name.starts_with(*b))?;
-    if *program == "pymobiledevice3" && !args.iter().any(|a| a == "backup") {
+    let program = BACKUP_PROGRAMS
+        .iter()
+        .copied()
+        .find(|b| is_program(name, b))?;
+    if program == "pymobiledevice3" && !args.iter().any(|a| a == "backup") {
         return None;
     }
     Some(BackupProgram {
@@ -54,10 +62,44 @@ pub(crate) fn backup_program_named(name: &str, args: &[String]) -> Option<Backup
     })
 }
 
-/// The phone a command line names with `-u`/`--udid`.
+/// Whether the process the OS calls `name` runs `program` (a name as this
+/// crate spells it, with no ".exe"): a trailing ".exe" and the case are
+/// ignored.
+///
+/// # Platform specific behavior
+/// sysinfo names a Windows process by its file, `PROCESSENTRY32W.szExeFile`,
+/// ".exe" included and in the case it has on disk (sysinfo 0.40.4
+/// src/windows/process.rs:386); Windows' and macOS's usual file systems
+/// ignore case, so the same program may be spelt either way. On macOS the
+/// name is the executable's file name (src/unix/apple/macos/process.rs:532);
+/// on Linux the kernel's `comm`, which is the name of a program run under
+/// wine too (`unstuck.exe`).
+pub(crate) fn is_program(name: &str, program: &str) -> bool {
+    program_stem(name).eq_ignore_ascii_case(program)
+}
+
+/// `name` without a trailing ".exe" (in any case).
+fn program_stem(name: &str) -> &str {
+    match name.len().checked_sub(".exe".len()) {
+        Some(at)
+            if at > 0
+                && name
+                    .get(at..)
+                    .is_some_and(|ext| ext.eq_ignore_ascii_case(".exe")) =>
+        {
+            &name[..at]
+        }
+        _ => name,
+    }
+}
+
+/// The phone a command line names with `-u`/`--udid` (idevicebackup2,
+/// pymobiledevice3, `unstuck`) or `--target` (AppleMobileBackup's
+/// `--backup --target <UDID>`; undocumented by Apple,
+/// seen at keepmurmuring.blogspot.com/2009).
 pub(crate) fn named_udid(args: &[String]) -> Option<String> {
     args.windows(2)
-        .find(|w| w[0] == "-u" || w[0] == "--udid")
+        .find(|w| matches!(w[0].as_str(), "-u" | "--udid" | "--target"))
         .and_then(|w| crate::backup_folder::normalize_udid(&w[1]))
 }
 
@@ -243,4 +285,92 @@ pub fn info_plist(facts: &DeviceFacts, now: jiff::Timestamp) -> Value {
 /// A stable 32-hex-digit GUID for this phone (iTunes writes one per host).
 fn guid(udid: &str) -> String {
     crate::synthetic::file_id("Unstuck", udid)[..32].to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// The program `name` running `line` is taken for, if any.
+    fn check(name: &str, line: &str, expected: Option<(&str, Option<&str>)>) {
+        let found = backup_program_named(name, &args(line));
+        let found = found.as_ref().map(|b| (b.name, b.udid.as_deref()));
+        assert_eq!(found, expected, "{name} {line}");
+    }
+
+    const UDID: &str = "00008150-001A2B3C4D5E6F70";
+
+    #[test]
+    fn backup_programs_are_known_by_name_on_every_platform() {
+        let backup = format!("idevicebackup2 -u {UDID} backup /bk");
+        check(
+            "idevicebackup2",
+            &backup,
+            Some(("idevicebackup2", Some(UDID))),
+        );
+        // Windows: the file name with ".exe", in the case it has on disk.
+        check(
+            "idevicebackup2.exe",
+            &backup,
+            Some(("idevicebackup2", Some(UDID))),
+        );
+        check(
+            "IDeviceBackup2.EXE",
+            &backup,
+            Some(("idevicebackup2", Some(UDID))),
+        );
+        // Apple's own, on macOS and Windows, naming its phone with --target.
+        let apple = format!("AppleMobileBackup --backup --target {UDID}");
+        check(
+            "AppleMobileBackup",
+            &apple,
+            Some(("AppleMobileBackup", Some(UDID))),
+        );
+        check(
+            "AppleMobileBackup.exe",
+            "AppleMobileBackup.exe",
+            Some(("AppleMobileBackup", None)),
+        );
+        check(
+            "applemobilebackup.exe",
+            "",
+            Some(("AppleMobileBackup", None)),
+        );
+        // pymobiledevice3 only when it backs up.
+        check(
+            "pymobiledevice3.exe",
+            "pymobiledevice3 backup2 backup /bk",
+            Some(("pymobiledevice3", None)),
+        );
+        check("pymobiledevice3", "pymobiledevice3 usbmux list", None);
+        check(
+            "pymobiledevice3",
+            "pymobiledevice3 backup /bk",
+            Some(("pymobiledevice3", None)),
+        );
+        // A name that only begins like one is another program.
+        check("idevicebackup2-gui", &backup, None);
+        check("AppleMobileBackupHelper.exe", "", None);
+        check(".exe", "", None);
+        check("", "", None);
+    }
+
+    #[test]
+    fn process_names_lose_exe_and_case() {
+        assert!(is_program("unstuck", "unstuck"));
+        assert!(is_program("unstuck.exe", "unstuck"));
+        assert!(is_program("Unstuck.EXE", "unstuck"));
+        assert!(!is_program("unstuck.exe.bak", "unstuck"));
+        assert!(!is_program("unstuckd", "unstuck"));
+        assert!(!is_program("exe", "unstuck"));
+        assert_eq!(program_stem(".exe"), ".exe");
+        assert_eq!(program_stem("iTunes.exe"), "iTunes");
+        // ".exe"'s length from the end falls inside '€': not cut there.
+        assert_eq!(program_stem("Ph€one"), "Ph€one");
+        assert_eq!(program_stem("ö.exe"), "ö");
+    }
 }

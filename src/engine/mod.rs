@@ -40,7 +40,7 @@ use crate::stall::{Phase, StallThresholds};
 use folder::PhoneFolder;
 pub use folder::Refused;
 pub use host::{BackupLock, lock_holder, other_backups};
-pub(crate) use host::{backup_program, backup_program_named, named_udid};
+pub(crate) use host::{backup_program, backup_program_named, is_program, named_udid};
 pub use link::Observed;
 use link::{Link, LinkError};
 use preflight::Problem;

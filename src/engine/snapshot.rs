@@ -199,16 +199,45 @@ fn beside(folder: &Path, what: &str) -> PathBuf {
 fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
     match fs::hard_link(from, to) {
         Ok(()) => Ok(()),
-        // Linux's exFAT and FAT drivers answer EPERM, others ENOTSUP.
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
-            ) =>
-        {
-            fs::copy(from, to).map(drop)
-        }
+        Err(e) if links_unsupported(&e) => fs::copy(from, to).map(drop),
         Err(e) => Err(e),
+    }
+}
+
+/// Whether a failed `fs::hard_link` means the file system has no hard links
+/// (FAT32, exFAT), so a copy should stand in.
+///
+/// # Platform specific behavior
+/// - Linux's kernel exFAT and FAT drivers answer EPERM (`PermissionDenied`);
+///   exfat-fuse answers ENOSYS (https://github.com/RsyncProject/rsync/issues/631)
+///   and macOS ENOTSUP (https://github.com/s3fs-fuse/s3fs-fuse/issues/1633),
+///   both `Unsupported`.
+/// - Windows' `CreateHardLinkW` answers ERROR_INVALID_FUNCTION (1) on FAT and
+///   exFAT (https://github.com/treeverse/dvc/issues/8515), some drivers
+///   ERROR_NOT_SUPPORTED (50)
+///   (https://github.com/PowerShell/openssh-portable/pull/440). std maps
+///   neither to an `ErrorKind` (they come out uncategorized), so the numbers
+///   are matched. Microsoft's "File system functionality comparison" lists no
+///   hard links for FAT or exFAT.
+fn links_unsupported(e: &io::Error) -> bool {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
+    ) {
+        return true;
+    }
+    #[cfg(windows)]
+    {
+        const ERROR_INVALID_FUNCTION: i32 = 1;
+        const ERROR_NOT_SUPPORTED: i32 = 50;
+        matches!(
+            e.raw_os_error(),
+            Some(ERROR_INVALID_FUNCTION | ERROR_NOT_SUPPORTED)
+        )
+    }
+    #[cfg(not(windows))]
+    {
+        false
     }
 }
 
@@ -235,6 +264,36 @@ fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_systems_without_hard_links_are_told_apart_from_other_failures() {
+        let os = io::Error::from_raw_os_error;
+        #[cfg(unix)]
+        {
+            assert!(links_unsupported(&os(libc::EPERM)));
+            assert!(links_unsupported(&os(libc::ENOTSUP)));
+            assert!(links_unsupported(&os(libc::ENOSYS)));
+            assert!(!links_unsupported(&os(libc::ENOENT)));
+            assert!(!links_unsupported(&os(libc::ENOSPC)));
+            assert!(!links_unsupported(&os(libc::EXDEV)));
+        }
+        #[cfg(windows)]
+        {
+            // ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED, ERROR_ACCESS_DENIED
+            assert!(links_unsupported(&os(1)));
+            assert!(links_unsupported(&os(50)));
+            assert!(links_unsupported(&os(5)));
+            // ERROR_FILE_NOT_FOUND, ERROR_DISK_FULL
+            assert!(!links_unsupported(&os(2)));
+            assert!(!links_unsupported(&os(112)));
+        }
+        assert!(links_unsupported(&io::Error::from(
+            io::ErrorKind::Unsupported
+        )));
+        assert!(!links_unsupported(&io::Error::from(
+            io::ErrorKind::NotFound
+        )));
+    }
 
     #[test]
     fn restore_brings_back_the_old_bytes_and_discard_keeps_the_new() {

@@ -52,6 +52,29 @@ pub struct Sampler {
     runs: Option<PathBuf>,
 }
 
+/// Which program the process called `name` with command line `args` is:
+/// its name as the monitor spells it, whether it is one of Apple's helpers,
+/// and the phone its command line names. `None` for the rest. Names are
+/// compared by `engine::is_program` (".exe" and case ignored: Windows names
+/// processes by file, ".exe" included), so another process's
+/// `unstuck.exe backup` is seen on Windows too.
+fn recognise(name: &str, args: &[String]) -> Option<(&'static str, bool, Option<String>)> {
+    use crate::engine::is_program;
+    if let Some(b) = crate::engine::backup_program_named(name, args) {
+        Some((b.name, false, b.udid))
+    } else if let Some(h) = HELPER_PROGRAMS
+        .iter()
+        .copied()
+        .find(|h| is_program(name, h))
+    {
+        Some((h, true, None))
+    } else if is_program(name, "unstuck") && backs_up(args) {
+        Some(("unstuck", false, crate::engine::named_udid(args)))
+    } else {
+        None
+    }
+}
+
 /// Whether an `unstuck` command line makes a backup: `unstuck backup`, or
 /// `unstuck fix restart`, which backs up once it has cleared the way.
 fn backs_up(args: &[String]) -> bool {
@@ -368,16 +391,7 @@ impl Sampler {
                     .iter()
                     .map(|a| a.to_string_lossy().into_owned())
                     .collect();
-                let (program, helper, udid) =
-                    if let Some(b) = crate::engine::backup_program_named(&name, &args) {
-                        (b.name, false, b.udid)
-                    } else if let Some(h) = HELPER_PROGRAMS.iter().find(|h| name.starts_with(*h)) {
-                        (*h, true, None)
-                    } else if name == "unstuck" && backs_up(&args) {
-                        ("unstuck", false, crate::engine::named_udid(&args))
-                    } else {
-                        return None;
-                    };
+                let (program, helper, udid) = recognise(&name, &args)?;
                 // Only programs known to answer --version harmlessly are asked.
                 let version = if helper || !matches!(program, "idevicebackup2" | "pymobiledevice3")
                 {
@@ -451,6 +465,38 @@ fn list(dir: &Path) -> (u64, u64) {
 mod tests {
     use super::*;
     use crate::synthetic::{Finish, SyntheticBackup};
+
+    #[test]
+    fn programs_are_recognised_by_name_with_or_without_exe() {
+        fn args(line: &str) -> Vec<String> {
+            line.split(' ').map(str::to_owned).collect()
+        }
+        let udid = "00008150-001A2B3C4D5E6F70";
+        let backup = args(&format!("unstuck backup -u {udid}"));
+        for name in ["unstuck", "unstuck.exe", "Unstuck.EXE"] {
+            assert_eq!(
+                recognise(name, &backup),
+                Some(("unstuck", false, Some(udid.to_owned()))),
+                "{name}"
+            );
+            assert_eq!(recognise(name, &args("unstuck status")), None, "{name}");
+        }
+        for name in [
+            "iTunes",
+            "iTunes.exe",
+            "AppleDevices.exe",
+            "AMPDevicesAgent",
+        ] {
+            let (_, helper, _) = recognise(name, &[]).expect(name);
+            assert!(helper, "{name}");
+        }
+        // A name that only begins like a helper's is another program.
+        assert_eq!(recognise("iTunesHelper.exe", &[]), None);
+        assert_eq!(
+            recognise("AppleMobileBackup.exe", &[]),
+            Some(("AppleMobileBackup", false, None))
+        );
+    }
 
     #[test]
     fn folders_are_sampled_and_only_changed_dirs_relisted() {

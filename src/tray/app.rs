@@ -4,6 +4,8 @@
 //! decides nothing. With `ControlFlow::Wait` it sleeps until one of those
 //! arrives.
 
+use std::borrow::Cow;
+
 use tokio::sync::mpsc;
 use tray_icon::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
@@ -54,12 +56,13 @@ impl App {
             entries: Vec::new(),
         });
         let built = icon(view.look).and_then(|icon| {
-            with_icon(TrayIconBuilder::new().with_id("unstuck"), icon)
-                .with_title(&view.title)
-                .with_tooltip(&view.tooltip)
-                .with_menu(Box::new(menu(&view.entries)))
-                .build()
-                .map_err(|e| e.to_string())
+            let mut builder = with_icon(TrayIconBuilder::new().with_id("unstuck"), icon)
+                .with_tooltip(shown_tooltip(&view.tooltip))
+                .with_menu(Box::new(menu(&view.entries)));
+            if let Some(title) = shown_title(&view.title) {
+                builder = builder.with_title(title);
+            }
+            builder.build().map_err(|e| e.to_string())
         });
         match built {
             Ok(tray) => {
@@ -90,16 +93,72 @@ impl App {
             }
         }
         if old.map(|o| &o.title) != Some(&view.title) {
-            tray.set_title(Some(&view.title));
+            tray.set_title(shown_title(&view.title));
         }
         if old.map(|o| &o.tooltip) != Some(&view.tooltip) {
-            let _ = tray.set_tooltip(Some(&view.tooltip));
+            let _ = tray.set_tooltip(Some(shown_tooltip(&view.tooltip)));
         }
         if old.map(|o| &o.entries) != Some(&view.entries) {
             tray.set_menu(Some(Box::new(menu(&view.entries))));
         }
         self.shown = Some(view);
     }
+}
+
+/// The title as the platform should show it: none on macOS, where
+/// tray-icon draws it as text beside the icon in the menu bar (tray-icon
+/// 0.26.1 platform_impl/macos/mod.rs:212-221, `button.setTitle`), which
+/// is no place for a sentence; the tooltip and the menu say it there.
+/// Windows has no title (tray-icon lib.rs:596); Linux shows it only where
+/// the panel does.
+fn shown_title(title: &str) -> Option<&str> {
+    if cfg!(target_os = "macos") {
+        None
+    } else {
+        Some(title)
+    }
+}
+
+/// The most UTF-16 units of a tooltip Windows shows whole.
+///
+/// NOTIFYICONDATAW's `szTip` is "a maximum of 128 characters, including the
+/// terminating null character"
+/// (https://learn.microsoft.com/windows/win32/api/shellapi/ns-shellapi-notifyicondataw),
+/// and tray-icon 0.26.1 copies at most 128 units of the text without making
+/// room for the null (platform_impl/windows/mod.rs:249,613): a longer
+/// tooltip would be left unterminated.
+const WINDOWS_TOOLTIP_UNITS: usize = 127;
+
+/// The tooltip as the platform can show it: cut to
+/// [`WINDOWS_TOOLTIP_UNITS`] on Windows, whole elsewhere.
+fn shown_tooltip(text: &str) -> Cow<'_, str> {
+    if cfg!(windows) {
+        shorten_utf16(text, WINDOWS_TOOLTIP_UNITS)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// `text` in at most `max_units` UTF-16 units: whole if it fits, else cut
+/// between characters (never inside a surrogate pair) and ended with "…",
+/// which the limit counts.
+fn shorten_utf16(text: &str, max_units: usize) -> Cow<'_, str> {
+    if text.encode_utf16().count() <= max_units {
+        return Cow::Borrowed(text);
+    }
+    let Some(room) = max_units.checked_sub('…'.len_utf16()) else {
+        return Cow::Borrowed("");
+    };
+    let mut units = 0;
+    let mut end = 0;
+    for (at, c) in text.char_indices() {
+        units += c.len_utf16();
+        if units > room {
+            break;
+        }
+        end = at + c.len_utf8();
+    }
+    Cow::Owned(format!("{}…", text[..end].trim_end()))
 }
 
 fn icon(look: Look) -> Result<Icon, String> {
@@ -200,6 +259,45 @@ mod tests {
             title: title.into(),
             tooltip: String::new(),
             entries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn macos_draws_no_title_beside_its_icon() {
+        let title = "Unstuck — Ann's iPhone backed up 2 days ago";
+        if cfg!(target_os = "macos") {
+            assert_eq!(shown_title(title), None);
+        } else {
+            assert_eq!(shown_title(title), Some(title));
+        }
+    }
+
+    #[test]
+    fn a_tooltip_is_cut_to_the_units_windows_keeps() {
+        fn units(s: &str) -> usize {
+            s.encode_utf16().count()
+        }
+        let fits = "a".repeat(127);
+        assert_eq!(shorten_utf16(&fits, 127), fits.as_str());
+        let long = "a".repeat(128);
+        let cut = shorten_utf16(&long, 127);
+        assert_eq!(units(&cut), 127);
+        assert!(cut.ends_with('…'), "{cut}");
+        // An emoji is two units: it is kept whole or left out, never split.
+        let emoji = format!("{}📱📱", "a".repeat(124));
+        let cut = shorten_utf16(&emoji, 127);
+        assert_eq!(cut, format!("{}📱…", "a".repeat(124)));
+        assert_eq!(units(&cut), 127);
+        let emoji = format!("{}📱📱", "a".repeat(125));
+        let cut = shorten_utf16(&emoji, 127);
+        assert_eq!(cut, format!("{}…", "a".repeat(125)));
+        // No space left before the "…".
+        assert_eq!(shorten_utf16("Ann's iPhone: stalled", 7), "Ann's…");
+        assert_eq!(shorten_utf16("abc", 0), "");
+        if cfg!(windows) {
+            assert!(units(&shown_tooltip(&long)) <= WINDOWS_TOOLTIP_UNITS);
+        } else {
+            assert_eq!(shown_tooltip(&long), long.as_str());
         }
     }
 

@@ -53,7 +53,21 @@ pub fn run(runtime: &tokio::runtime::Runtime, setup: Setup) -> Result<(), TrayEr
     use winit::event_loop::EventLoop;
     // The tray's DBus connection (made on this thread) then runs on tokio.
     let _runtime = runtime.enter();
-    let event_loop = EventLoop::<app::UiEvent>::with_user_event()
+    let mut builder = EventLoop::<app::UiEvent>::with_user_event();
+    #[cfg(target_os = "macos")]
+    {
+        use winit::platform::macos::{ActivationPolicy, EventLoopBuilderExtMacOS};
+        // A menu-bar app: no Dock icon, and no taking the focus at start.
+        // Without a policy winit makes an app run outside a bundle
+        // (`cargo install`, `unstuck demo`) a Regular one, with a Dock icon
+        // (winit 0.30.13 platform_impl/macos/app_state.rs:118-132,
+        // https://github.com/rust-windowing/winit/issues/261); Accessory is
+        // what LSUIElement asks for in the bundle.
+        builder
+            .with_activation_policy(ActivationPolicy::Accessory)
+            .with_activate_ignoring_other_apps(false);
+    }
+    let event_loop = builder
         .build()
         .map_err(|e| TrayError::NoDisplay(plain(&e.to_string())))?;
     let (clicks_tx, clicks) = mpsc::unbounded_channel();
