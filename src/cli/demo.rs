@@ -252,10 +252,21 @@ fn simulated_backup(dir: &std::path::Path, scenario: &str) -> Result<()> {
         let work = engine::backup(&addr, &options, &tx);
         tokio::pin!(work);
         let mut last_percent = -10.0;
+        // Remembered as every backup is, in the demo's own data folder.
+        let data = dir.join("data");
+        let mut recorder = engine::record::Recorder::new(&data);
         let report = loop {
             tokio::select! {
-                result = &mut work => break result,
-                Some(event) = rx.recv() => match event {
+                result = &mut work => {
+                    while let Ok(event) = rx.try_recv() {
+                        recorder.event(&event);
+                    }
+                    recorder.finish(result.as_ref().err().map(engine::record::Failure::of));
+                    break result;
+                }
+                Some(event) = rx.recv() => {
+                    recorder.event(&event);
+                    match event {
                     BackupEvent::Progress { percent: Some(p), phase, .. } if p - last_percent >= 20.0 => {
                         last_percent = p;
                         say(format!("  {p:>3.0} % — {phase}"));
@@ -271,8 +282,17 @@ fn simulated_backup(dir: &std::path::Path, scenario: &str) -> Result<()> {
                         say("  the iPhone asks for its passcode before a backup: enter it on the iPhone now".into());
                     }
                     _ => {}
-                },
+                }},
             }
+        };
+        let remembered = || {
+            say("\nWhat Unstuck remembers of it (`unstuck history` shows every backup it made or watched):".into());
+            let runs = crate::history::History::open(&crate::history::History::path_in(&data))
+                .and_then(|h| h.runs(&Default::default()))
+                .unwrap_or_default();
+            let mut text = Vec::new();
+            let _ = super::history::table(&mut text, jiff::Timestamp::now(), &runs);
+            say(String::from_utf8_lossy(&text).trim_end().to_owned());
         };
         let report = match report {
             Ok(report) => report,
@@ -280,6 +300,7 @@ fn simulated_backup(dir: &std::path::Path, scenario: &str) -> Result<()> {
             Err(e) if !story => {
                 say(format!("  the backup did not finish: {e}"));
                 say(format!("  (exit code {} for `unstuck backup`; the last complete backup, if there was one, is unchanged)", e.exit_code()));
+                remembered();
                 return Ok(());
             }
             Err(e) => return Err(anyhow::anyhow!("the demo backup failed: {e}")),
@@ -291,6 +312,7 @@ fn simulated_backup(dir: &std::path::Path, scenario: &str) -> Result<()> {
             report.restarts,
             if report.restarts == 1 { "" } else { "s" }
         ));
+        remembered();
         Ok::<(), anyhow::Error>(())
     })
 }

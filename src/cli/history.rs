@@ -22,17 +22,23 @@ pub fn run(
     forget: Option<String>,
 ) -> Result<ExitCode> {
     let path = History::path_in(&ctx.dirs.data_dir);
-    let mut history = open(&path)?;
+    let history = open(&path)?;
     if let Some(udid) = forget {
         let udid = crate::backup_folder::normalize_udid(&udid).with_context(|| {
             format!("{udid:?} is not a UDID: name the phone by the UDID `unstuck history` shows")
         })?;
-        let runs = history.forget(&udid)?;
+        let runs = match history {
+            Some(mut h) => h.forget(&udid)?,
+            None => 0,
+        };
         println!("Forgot {udid}: {runs} run{} removed.", plural(runs));
         return Ok(ExitCode::SUCCESS);
     }
     let since = since.map(|s| parse_since(&s, ctx.now)).transpose()?;
-    let all = history.runs(&Filter { udid: None, since })?;
+    let all = match &history {
+        Some(h) => h.runs(&Filter { udid: None, since })?,
+        None => Vec::new(),
+    };
     // A phone by its UDID, or by a part of its name.
     let runs: Vec<Run> = match &phone {
         None => all,
@@ -57,18 +63,21 @@ pub fn run(
     print(|out| table(out, ctx.now, &runs))
 }
 
-fn open(path: &std::path::Path) -> Result<History> {
-    let history = History::open(path)?;
+/// The history to read, if anything was ever recorded.
+fn open(path: &std::path::Path) -> Result<Option<History>> {
+    let Some(history) = History::open_existing(path)? else {
+        return Ok(None);
+    };
     if let Some(aside) = &history.moved_aside {
         eprintln!(
             "The history file was damaged; it was moved to {} and a new one started.",
             aside.display()
         );
     }
-    Ok(history)
+    Ok(Some(history))
 }
 
-fn table(out: &mut dyn Write, now: Timestamp, runs: &[Run]) -> std::io::Result<()> {
+pub(super) fn table(out: &mut dyn Write, now: Timestamp, runs: &[Run]) -> std::io::Result<()> {
     if runs.is_empty() {
         return writeln!(
             out,

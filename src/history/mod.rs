@@ -143,12 +143,17 @@ pub fn write_report(
     now: Timestamp,
     overdue_days: i64,
 ) -> Result<Option<std::path::PathBuf>, String> {
-    let history = History::open(&History::path_in(data_dir)).map_err(|e| e.to_string())?;
-    let runs = history
-        .runs(&store::Filter::default())
-        .map_err(|e| e.to_string())?;
+    let history = History::open_existing(&History::path_in(data_dir)).map_err(|e| e.to_string())?;
+    let runs = match &history {
+        Some(h) => h
+            .runs(&store::Filter::default())
+            .map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
     let page = report::html(now, &runs, overdue_days, |udid| {
-        history.last_complete(udid).ok().flatten()
+        history
+            .as_ref()
+            .and_then(|h| h.last_complete(udid).ok().flatten())
     });
     let mut part = out.as_os_str().to_owned();
     part.push(".unstuck-part");
@@ -162,7 +167,7 @@ pub fn write_report(
                 crate::humanize::io_error(&e)
             )
         })?;
-    Ok(history.moved_aside.clone())
+    Ok(history.and_then(|h| h.moved_aside))
 }
 
 /// A phase's name in the history file and `history --json`.

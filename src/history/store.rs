@@ -162,12 +162,23 @@ impl History {
         }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        for (n, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.unchecked_transaction().map_err(err)?;
-            tx.execute_batch(sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", n as i64 + 1)
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
+        if version < MIGRATIONS.len() as i64 {
+            // Two processes may make the file at once (the tray and
+            // `unstuck backup`): the version is read again under the write
+            // lock, so each migration runs once.
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+            let migrated = (|| {
+                let now: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                for (n, sql) in MIGRATIONS.iter().enumerate().skip(now.max(0) as usize) {
+                    conn.execute_batch(sql)?;
+                    conn.pragma_update(None, "user_version", n as i64 + 1)?;
+                }
+                conn.execute_batch("COMMIT")
+            })();
+            if let Err(e) = migrated {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(err(e));
+            }
         }
         restrict(path);
         Ok(History {
@@ -268,6 +279,15 @@ impl History {
             .map_err(self.err())?
             .flatten();
         Ok(secs.and_then(|s| Timestamp::from_second(s).ok()))
+    }
+
+    /// Opens the history file for reading when there is one; `None` when
+    /// nothing was ever recorded (it is not made just to be read).
+    pub fn open_existing(path: &Path) -> Result<Option<History>, HistoryError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        History::open(path).map(Some)
     }
 
     /// Runs, oldest first, with their stalls.
@@ -516,6 +536,34 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let h = History::open(&path).unwrap();
         assert!(h.moved_aside.is_some(), "damage found at open");
+    }
+
+    /// Many processes making the file at once: each migration runs once and
+    /// every one of them can write.
+    #[test]
+    fn processes_that_make_the_file_at_once_all_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = History::path_in(dir.path());
+        let opened: Vec<_> = (0..6)
+            .map(|n| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut h = History::open(&path)?;
+                    h.save(&[run("A", n * 10, Outcome::Complete)])
+                })
+            })
+            .collect();
+        for t in opened {
+            t.join().unwrap().unwrap();
+        }
+        let h = History::open(&path).unwrap();
+        assert_eq!(h.runs(&Filter::default()).unwrap().len(), 6);
+        assert!(
+            History::open_existing(&dir.path().join("none.db"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(!dir.path().join("none.db").exists());
     }
 
     #[test]

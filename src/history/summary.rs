@@ -82,7 +82,7 @@ fn phone(
             None => by_cause.push((stall.cause, 1)),
         }
     }
-    by_cause.sort_by(|a, b| b.1.cmp(&a.1));
+    by_cause.sort_by_key(|c| std::cmp::Reverse(c.1));
     let streak = |pred: &dyn Fn(&Run) -> bool| runs.iter().rev().take_while(|r| pred(r)).count();
     PhoneHistory {
         udid: udid.to_owned(),

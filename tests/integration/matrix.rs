@@ -361,6 +361,10 @@ impl Seen {
     }
 }
 
+/// One cell's result: the command, what it printed, and why it failed
+/// (`None` when it passed).
+type Cell = (Cmd, Seen, Option<String>);
+
 /// `None` when the cell passed, else why not.
 fn judge(cmd: Cmd, expect: &Expect, seen: &Seen) -> Option<String> {
     let text = seen.text.to_lowercase();
@@ -426,7 +430,7 @@ fn phone(scenario: &str, n: usize) -> SimConfig {
 }
 
 /// Runs one row; each cell's result.
-fn run_row(row: &Row, n: usize) -> Vec<(Cmd, Seen, Option<String>)> {
+fn run_row(row: &Row, n: usize) -> Vec<Cell> {
     let home = Home::new();
     home.write_config(CONFIG);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -721,8 +725,7 @@ const WATCH_CODES: &[(i32, &str)] = &[
 fn every_scenario_and_command_says_what_is_true() {
     let _no_foreign = util::no_foreign_backup_programs();
     let rows = rows();
-    let results: Vec<Mutex<Option<Vec<(Cmd, Seen, Option<String>)>>>> =
-        rows.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<Vec<Cell>>>> = rows.iter().map(|_| Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..4 {

@@ -276,6 +276,19 @@ fn demo_runs_without_a_phone() {
     ] {
         assert!(out.contains(expected), "{expected:?} missing:\n{out}");
     }
+    // The demo's stall and restart as the history remembers them: a run by
+    // unstuck, complete after one restart, its stall while copying ended
+    // by the restart.
+    let history = out
+        .split("What Unstuck remembers of it")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no history in the demo:\n{out}"));
+    assert!(history.contains("by unstuck: complete"), "{history}");
+    assert!(history.contains("1 restart"), "{history}");
+    assert!(history.contains("stalled while copying files"), "{history}");
+    assert!(history.contains("; restarted"), "{history}");
+    // It was the demo's: the user's own history has nothing of it.
+    assert!(!home.path().join("data/unstuck/history.db").exists());
 }
 
 /// Without a display the demo plays the scenario it is given, not the

@@ -195,13 +195,18 @@ fn a_full_backup_disk_is_named_when_the_backup_fails() {
     let until = std::time::Instant::now() + Duration::from_secs(10);
     let run = loop {
         let doc = home.run(&["history", "--json"]);
-        if let Some(run) = doc.json()["runs"]
-            .as_array()
-            .and_then(|r| r.first().cloned())
-        {
+        let first = serde_json::from_slice::<serde_json::Value>(&doc.0.stdout)
+            .ok()
+            .and_then(|d| d["runs"].as_array().and_then(|r| r.first().cloned()));
+        if let Some(run) = first {
             break run;
         }
-        assert!(std::time::Instant::now() < until, "no run in the history");
+        assert!(
+            std::time::Instant::now() < until,
+            "no run in the history: {}{}",
+            doc.stdout(),
+            doc.stderr()
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     assert_eq!(run["program"], "idevicebackup2", "{run:#}");
