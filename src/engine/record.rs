@@ -189,7 +189,12 @@ impl Recorder {
     /// Adds the run to the history; a history that cannot be written is
     /// logged, never in the way.
     fn remember(&mut self, failure: Option<&Failure>) {
-        let Some(mut run) = self.tracker.end(jiff::Timestamp::now(), failure) else {
+        let ending = failure.map(|f| crate::history::Ending {
+            code: f.code,
+            cause: f.cause,
+            stopped: f.stopped,
+        });
+        let Some(mut run) = self.tracker.end(jiff::Timestamp::now(), ending) else {
             return;
         };
         if run.outcome == crate::history::Outcome::Complete

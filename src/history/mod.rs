@@ -77,6 +77,16 @@ impl Outcome {
     }
 }
 
+/// How a run that did not complete ended, as the history keeps it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ending {
+    /// The phone's ErrorCode, when it gave one.
+    pub code: Option<u64>,
+    pub cause: Cause,
+    /// Stopped by the user or the system, not failed.
+    pub stopped: bool,
+}
+
 /// A stretch of a run in which nothing moved long enough to count.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stall {

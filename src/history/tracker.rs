@@ -7,10 +7,9 @@ use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Outcome, Run, Stall, StallEnd};
+use super::{Ending, Outcome, Run, Stall, StallEnd};
 use crate::cause::Cause;
 use crate::engine::BackupEvent;
-use crate::engine::record::Failure;
 use crate::monitor::{Effect, Finding, PhoneState};
 use crate::stall::Phase;
 
@@ -175,7 +174,7 @@ impl EngineTracker {
 
     /// The run as it ended: `None` when it finished, else how it failed.
     /// `None` when it never started (a pre-flight refusal is no run).
-    pub fn end(&mut self, now: Timestamp, failure: Option<&Failure>) -> Option<Run> {
+    pub fn end(&mut self, now: Timestamp, failure: Option<Ending>) -> Option<Run> {
         let open = self.open.take()?;
         let outcome = match failure {
             None => Outcome::Complete,
@@ -356,13 +355,12 @@ mod tests {
         };
         let mut t = EngineTracker::default();
         t.event(at(0), &started);
-        let failure = Failure {
+        let failure = Ending {
             code: Some(105),
             cause: Cause::HostDiskFull,
-            words: "x".into(),
             stopped: false,
         };
-        let run = t.end(at(5), Some(&failure)).unwrap();
+        let run = t.end(at(5), Some(failure)).unwrap();
         assert_eq!(run.outcome, Outcome::Failed);
         assert_eq!(
             (run.error_code, run.cause),
@@ -370,12 +368,13 @@ mod tests {
         );
 
         t.event(at(10), &started);
-        let stopped = Failure {
+        let stopped = Ending {
+            code: None,
+            cause: Cause::Unknown,
             stopped: true,
-            ..Failure::unknown("stopped (Ctrl-C)".into())
         };
         assert_eq!(
-            t.end(at(12), Some(&stopped)).unwrap().outcome,
+            t.end(at(12), Some(stopped)).unwrap().outcome,
             Outcome::Stopped
         );
         assert!(EngineTracker::default().end(at(1), None).is_none());

@@ -501,24 +501,8 @@ fn the_backup_and_encryption_commands() {
     let (_runtime, sim) = crate::util::sim_on_runtime(config());
     let home = util::Home::new();
     let dest = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = home
-            .command(args)
-            .env("USBMUXD_SOCKET_ADDRESS", sim.usbmuxd_address())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        util::Run(child.wait_with_output().unwrap())
-    };
+    let usbmuxd = sim.usbmuxd_address();
+    let run = |args: &[&str], stdin: &str| home.run_with_input(&usbmuxd, args, stdin);
     let d = dest.path().to_str().unwrap();
     let out = run(&["backup", "--dest", d], "");
     out.success();

@@ -160,6 +160,8 @@ fn rows() -> Vec<Row> {
             scenario: "slow",
             world: World::Sim,
             cells: vec![
+                (Status, expect(0, &["complete"]).never(&["failed"])),
+                (FixStorage, expect(0, &["Matrix iPhone", "free"])),
                 (Devices, expect(0, &["Wi-Fi", "Wi-Fi sync on"])),
                 (Backup, expect(0, &["complete"])),
                 (WatchDuring, expect(0, &["running", "completed"])),
@@ -197,6 +199,8 @@ fn rows() -> Vec<Row> {
             scenario: "unplug-at-70",
             world: World::Sim,
             cells: vec![
+                (Devices, expect(0, &["Matrix iPhone", "USB"])),
+                (Status, expect(0, &["complete"]).never(&["failed"])),
                 (
                     Backup,
                     expect(0, &["plug it back in", "complete"]).never(&["try again"]),
@@ -218,6 +222,8 @@ fn rows() -> Vec<Row> {
             scenario: "host-disk-full",
             world: World::Sim,
             cells: vec![
+                (Devices, expect(0, &["Matrix iPhone"])),
+                (FixNetwork, expect(0, &["USB"])),
                 (
                     Backup,
                     expect(12, &["105", "too little free space", "unstuck fix storage"])
@@ -235,6 +241,8 @@ fn rows() -> Vec<Row> {
             scenario: "wrong-password",
             world: World::Sim,
             cells: vec![
+                (WatchOnce, expect(0, &["Matrix iPhone"])),
+                (Status, expect(0, &["complete"])),
                 (Devices, expect(0, &["encrypted"])),
                 (Backup, expect(0, &["complete"])),
                 (
@@ -256,6 +264,9 @@ fn rows() -> Vec<Row> {
             scenario: "passcode-wait",
             world: World::Sim,
             cells: vec![
+                (Devices, expect(0, &["Matrix iPhone", "iOS 18.1"])),
+                (Status, expect(0, &["failed", "error 208"])),
+                (FixRestart, expect(14, &["passcode"])),
                 (Backup, expect(14, &["enter the passcode", "208"])),
                 (WatchDuring, expect(0, &["passcode"])),
                 (WatchOnce, expect(3, &["208", "passcode"])),
@@ -267,6 +278,8 @@ fn rows() -> Vec<Row> {
             scenario: "locked",
             world: World::Sim,
             cells: vec![
+                (FixRestart, expect(4, &["unlock"])),
+                (FixEncryption, expect(4, &["unlock"])),
                 (Devices, expect(0, &["locked", "unlock"])),
                 (Backup, expect(4, &["unlock"])),
                 (WatchOnce, expect(4, &["locked", "unlock"]).never(&["idle"])),
@@ -280,6 +293,8 @@ fn rows() -> Vec<Row> {
             scenario: "untrusted",
             world: World::Sim,
             cells: vec![
+                (FixRestart, expect(4, &["Trust"])),
+                (Encryption, expect(4, &["Trust"])),
                 (Devices, expect(0, &["Trust"])),
                 (Backup, expect(4, &["Trust"])),
                 (WatchOnce, expect(4, &["Trust"]).never(&["idle"])),
@@ -292,6 +307,8 @@ fn rows() -> Vec<Row> {
             scenario: "unpaired",
             world: World::Sim,
             cells: vec![
+                (FixNetwork, expect(0, &["Trust"]).never(&["with a cable"])),
+                (Encryption, expect(4, &["Trust"])),
                 (Devices, expect(0, &["Trust"])),
                 (Backup, expect(4, &["Trust"])),
                 (WatchOnce, expect(4, &["Trust"]).never(&["idle"])),
@@ -332,10 +349,13 @@ fn rows() -> Vec<Row> {
             name: "read-only destination",
             scenario: "healthy",
             world: World::ReadOnlyDest,
-            cells: vec![(
-                Backup,
-                expect(7, &["read-only", "--dest"]).never(&["File exists"]),
-            )],
+            cells: vec![
+                (Devices, expect(0, &["Matrix iPhone"])),
+                (
+                    Backup,
+                    expect(7, &["read-only", "--dest"]).never(&["File exists"]),
+                ),
+            ],
             encryption: status,
         },
     ]
@@ -463,21 +483,7 @@ fn run_row(row: &Row, n: usize) -> Vec<Cell> {
     let wants = |cmd: Cmd| row.cells.iter().find(|(c, _)| *c == cmd).map(|(_, e)| *e);
     let mut seen: BTreeMap<Cmd, Seen> = BTreeMap::new();
     let run = |args: &[&str], stdin: &str| -> Seen {
-        let mut child = home
-            .command(args)
-            .env("USBMUXD_SOCKET_ADDRESS", &usbmuxd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        Seen::of(child.wait_with_output().unwrap())
+        Seen::of(home.run_with_input(&usbmuxd, args, stdin).0)
     };
 
     if wants(Cmd::Devices).is_some() {

@@ -70,6 +70,24 @@ impl Home {
             .unwrap())
     }
 
+    /// Runs the binary against `usbmuxd` with `stdin` as its standard input
+    /// (passwords, answers to questions).
+    pub fn run_with_input(&self, usbmuxd: &str, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command(args)
+            .env("USBMUXD_SOCKET_ADDRESS", usbmuxd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A program that exits before reading it all is no error here.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        Run(child.wait_with_output().unwrap())
+    }
+
     /// `unstuck status --json --backup-root ROOT`, which must succeed.
     pub fn status_json(&self, root: &str) -> serde_json::Value {
         let run = self.run(&["status", "--json", "--backup-root", root]);
