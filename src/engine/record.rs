@@ -1,15 +1,20 @@
 //! A small record of a running `unstuck backup`, kept in Unstuck's data
 //! folder (never in the backup), so that the monitor in another process
 //! sees Unstuck's own backups exactly — phase, bytes, per cent, and the
-//! phone's ErrorCode when it fails — instead of estimating them.
+//! phone's ErrorCode when it fails — instead of estimating them; and the
+//! run as the history keeps it (`EngineTracker`, fed by the same events).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::BackupEvent;
+use crate::cause::Cause;
+use crate::history::builder::RunBuilder;
+use crate::history::{Ending, Outcome, Run, Stall, StallEnd};
 use crate::stall::Phase;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +113,7 @@ pub struct Recorder {
     history: std::path::PathBuf,
     record: Option<RunRecord>,
     written: Option<std::time::Instant>,
-    tracker: crate::history::tracker::EngineTracker,
+    tracker: EngineTracker,
     folder: Option<std::path::PathBuf>,
 }
 
@@ -241,5 +246,189 @@ mod tests {
         write(dir.path(), &record).unwrap();
         fs::write(dir.path().join("junk.json"), b"{").unwrap();
         assert_eq!(read_all(dir.path()), [record]);
+    }
+}
+
+/// Follows one of Unstuck's own runs through the engine's events.
+#[derive(Debug, Default)]
+pub struct EngineTracker {
+    open: Option<RunBuilder>,
+}
+
+impl EngineTracker {
+    pub fn event(&mut self, now: Timestamp, event: &BackupEvent) {
+        if let BackupEvent::Started {
+            udid, device_name, ..
+        } = event
+        {
+            self.open = Some(RunBuilder::new(udid, device_name.clone(), "unstuck", now));
+            return;
+        }
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        match event {
+            BackupEvent::Started { .. } => {}
+            BackupEvent::Progress {
+                phase,
+                bytes,
+                files,
+                ..
+            } => {
+                open.phase = *phase;
+                open.attempt_bytes = *bytes;
+                open.run.files = Some(open.run.files.unwrap_or(0).max(*files));
+                let total = open.earlier_attempts + bytes;
+                open.moved(now, total);
+            }
+            BackupEvent::Stalled { phase, quiet_secs } => {
+                open.close_stall(now, StallEnd::Resumed);
+                open.stall = Some(Stall {
+                    phase: *phase,
+                    started: now - SignedDuration::from_secs(*quiet_secs as i64),
+                    secs: *quiet_secs,
+                    cause: Cause::Unknown,
+                    ended_by: StallEnd::RunEnded,
+                });
+            }
+            BackupEvent::WaitingForPhone { .. } => {
+                // The watchdog saw nothing of it: an unplug stops the
+                // transfer at once.
+                if open.stall.is_none() {
+                    open.stall = Some(Stall {
+                        phase: open.phase,
+                        started: now,
+                        secs: 0,
+                        cause: Cause::Detached,
+                        ended_by: StallEnd::RunEnded,
+                    });
+                }
+            }
+            BackupEvent::Restarting { .. } => {
+                let end = match &open.stall {
+                    Some(s) if s.cause == Cause::Detached => StallEnd::PhoneBack,
+                    _ => StallEnd::Restarted,
+                };
+                open.close_stall(now, end);
+                open.run.restarts += 1;
+                open.earlier_attempts += open.attempt_bytes;
+                open.attempt_bytes = 0;
+            }
+        }
+    }
+
+    /// The run as it ended: `None` when it finished, else how it failed.
+    /// `None` when it never started (a pre-flight refusal is no run).
+    pub fn end(&mut self, now: Timestamp, failure: Option<Ending>) -> Option<Run> {
+        let open = self.open.take()?;
+        let outcome = match failure {
+            None => Outcome::Complete,
+            Some(f) if f.stopped => Outcome::Stopped,
+            Some(_) => Outcome::Failed,
+        };
+        let mut run = open.finish(now, outcome);
+        if let Some(f) = failure {
+            run.error_code = f.code;
+            run.cause = Some(f.cause);
+        }
+        Some(run)
+    }
+}
+
+#[cfg(test)]
+mod tracker_tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_790_000_000 + secs).unwrap()
+    }
+
+    fn progress(bytes: u64) -> BackupEvent {
+        BackupEvent::Progress {
+            phase: Phase::Copying,
+            bytes,
+            files: bytes / 1000,
+            percent: None,
+        }
+    }
+
+    #[test]
+    fn an_engine_run_with_a_stall_a_restart_and_an_unplug() {
+        let mut t = EngineTracker::default();
+        t.event(
+            at(0),
+            &BackupEvent::Started {
+                udid: "U".into(),
+                device_name: Some("Ann's iPhone".into()),
+                folder: "/b/U".into(),
+                protected: true,
+                asks_for_passcode: false,
+            },
+        );
+        t.event(at(10), &progress(10_000_000));
+        t.event(at(20), &progress(30_000_000));
+        t.event(
+            at(140),
+            &BackupEvent::Stalled {
+                phase: Phase::Copying,
+                quiet_secs: 120,
+            },
+        );
+        t.event(at(145), &BackupEvent::Restarting { attempt: 1, of: 3 });
+        t.event(at(150), &progress(5_000_000));
+        t.event(at(160), &BackupEvent::WaitingForPhone { wait_secs: 300 });
+        t.event(at(190), &BackupEvent::Restarting { attempt: 2, of: 3 });
+        t.event(at(200), &progress(1_000_000));
+        let run = t.end(at(210), None).unwrap();
+        assert_eq!(run.outcome, Outcome::Complete);
+        assert_eq!(run.restarts, 2);
+        assert_eq!(run.bytes, 36_000_000, "attempts add up");
+        assert_eq!(run.slowest_rate, Some(2_000_000.0));
+        assert_eq!(run.stalls.len(), 2);
+        let (stall, unplug) = (&run.stalls[0], &run.stalls[1]);
+        assert_eq!(
+            (stall.phase, stall.started, stall.secs),
+            (Phase::Copying, at(20), 125)
+        );
+        assert_eq!(stall.ended_by, StallEnd::Restarted);
+        assert_eq!((unplug.cause, unplug.secs), (Cause::Detached, 30));
+        assert_eq!(unplug.ended_by, StallEnd::PhoneBack);
+        assert!(t.end(at(300), None).is_none(), "one run, ended once");
+    }
+
+    #[test]
+    fn an_engine_run_that_fails_or_is_stopped_says_so() {
+        let started = BackupEvent::Started {
+            udid: "U".into(),
+            device_name: None,
+            folder: "/b/U".into(),
+            protected: false,
+            asks_for_passcode: true,
+        };
+        let mut t = EngineTracker::default();
+        t.event(at(0), &started);
+        let failure = Ending {
+            code: Some(105),
+            cause: Cause::HostDiskFull,
+            stopped: false,
+        };
+        let run = t.end(at(5), Some(failure)).unwrap();
+        assert_eq!(run.outcome, Outcome::Failed);
+        assert_eq!(
+            (run.error_code, run.cause),
+            (Some(105), Some(Cause::HostDiskFull))
+        );
+
+        t.event(at(10), &started);
+        let stopped = Ending {
+            code: None,
+            cause: Cause::Unknown,
+            stopped: true,
+        };
+        assert_eq!(
+            t.end(at(12), Some(stopped)).unwrap().outcome,
+            Outcome::Stopped
+        );
+        assert!(EngineTracker::default().end(at(1), None).is_none());
     }
 }

@@ -4,7 +4,8 @@
 //! phone last backed up, how often does it stall, and why" has an answer
 //! even while its folder is being written or was left interrupted.
 //!
-//! `tracker` turns events into finished `Run`s (pure, given the time);
+//! `builder` builds a `Run` step by step (pure, given the time; the engine
+//! and the monitor feed it from their own events);
 //! `store` keeps them in SQLite (WAL, versioned migrations; a corrupt file
 //! is moved aside, never in the way of a backup); `summary` makes the plain
 //! figures a report shows (pure); `report` draws them as one self-contained
@@ -16,10 +17,10 @@ use serde::Serialize;
 use crate::cause::Cause;
 use crate::stall::Phase;
 
+pub mod builder;
 pub mod report;
 pub mod store;
 pub mod summary;
-pub mod tracker;
 
 pub use store::History;
 

@@ -2,7 +2,8 @@
 //! stall, names its likely cause and decides which notifications to show.
 //! `core` is the state machine over plain observations and a given time,
 //! `diagnose` names the causes of a stall or failure and `notices` words and
-//! de-duplicates notifications; `observe` reads the world into observations.
+//! de-duplicates notifications; `observe` reads the world into observations;
+//! `runs` turns other programs' runs as seen into the history's `Run`s.
 //! Showing notifications and printing are the shell's (`notify`, `cli`).
 
 pub mod core;
@@ -10,6 +11,7 @@ mod diagnose;
 pub mod model;
 mod notices;
 pub mod observe;
+pub mod runs;
 pub mod shell;
 
 pub use core::{Effect, Monitor, MonitorConfig};

@@ -282,7 +282,7 @@ impl FolderWatcher {
 /// that cannot be written is logged once.
 struct Remember {
     path: PathBuf,
-    tracker: crate::history::tracker::MonitorTracker,
+    tracker: super::runs::MonitorTracker,
     writing: Option<tokio::task::JoinHandle<()>>,
     pending: Vec<crate::history::Run>,
     complete: Vec<(String, Timestamp)>,
