@@ -3,9 +3,6 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-/// How long before `now` `then` was, in the largest whole unit: "just now",
-/// "5 minutes ago", "2 days ago". A time after `now` (a clock set wrong) says
-/// "in the future" rather than a negative age.
 /// `s` with its first letter in upper case: a message begun as a sentence.
 pub fn upper_first(s: &str) -> String {
     let mut c = s.chars();
@@ -14,6 +11,9 @@ pub fn upper_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// How long before `now` `then` was, in the largest whole unit: "just now",
+/// "5 minutes ago", "2 days ago". A time after `now` (a clock set wrong) says
+/// "in the future" rather than a negative age.
 pub fn ago(now: Timestamp, then: Timestamp) -> String {
     let elapsed = now.duration_since(then);
     if elapsed < SignedDuration::ZERO {

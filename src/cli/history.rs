@@ -31,6 +31,13 @@ pub fn run(
             Some(mut h) => h.forget(&udid)?,
             None => 0,
         };
+        // Its last run's record (the failure in words) goes too.
+        let record = crate::engine::record::path(&ctx.dirs.data_dir.join("runs"), &udid);
+        match std::fs::remove_file(&record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot remove {}: {e}", record.display()),
+        }
         println!("Forgot {udid}: {runs} run{} removed.", plural(runs));
         return Ok(ExitCode::SUCCESS);
     }
@@ -134,6 +141,9 @@ fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp> {
     if let Some(days) = text.strip_suffix('d')
         && let Ok(n) = days.parse::<i64>()
     {
+        if !(0..=36_500).contains(&n) {
+            bail!("--since {text:?}: give a number of days from 0 to 36500");
+        }
         return Ok(now - SignedDuration::from_hours(24 * n));
     }
     match text.parse::<jiff::civil::Date>() {
@@ -193,6 +203,8 @@ mod tests {
             "2026-11-25T12:00:00Z".parse::<Timestamp>().unwrap()
         );
         assert!(parse_since("2026-11-01", now).is_ok());
+        assert!(parse_since("999999999d", now).is_err());
+        assert!(parse_since("-5d", now).is_err());
         let e = parse_since("last week", now).unwrap_err().to_string();
         assert!(e.contains("7d"), "{e}");
     }

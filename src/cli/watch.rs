@@ -58,23 +58,29 @@ pub fn run(
         // first look.
         let picture = tokio::time::sleep(START_PICTURE);
         tokio::pin!(picture);
-        let mut started = false;
-        let mut latest: Vec<PhoneSummary> = Vec::new();
+        // (A first look that takes longer than that, over large folders,
+        // is waited for.)
+        let (mut due, mut started) = (false, false);
+        let mut latest: Option<Vec<PhoneSummary>> = None;
         loop {
-            tokio::select! {
-                _ = &mut picture, if !started => {
-                    started = true;
-                    if print_start(&latest, json).is_err() {
-                        return Ok(ExitCode::SUCCESS);
-                    }
+            if due
+                && !started
+                && let Some(phones) = &latest
+            {
+                started = true;
+                if print_start(phones, json).is_err() {
+                    return Ok(ExitCode::SUCCESS);
                 }
+            }
+            tokio::select! {
+                _ = &mut picture, if !due => due = true,
                 Some(event) = rx.recv() => {
                     // Devices are the tray's; notices' buttons are not
                     // listened to here.
                     let effect = match event {
                         MonitorEvent::Effect(effect) => effect,
                         MonitorEvent::Summaries(phones) => {
-                            latest = phones;
+                            latest = Some(phones);
                             continue;
                         }
                         _ => continue,

@@ -175,7 +175,7 @@ impl Recorder {
     /// Records the end of the run: `None` when it finished, else how it
     /// failed.
     pub fn finish(&mut self, failure: Option<Failure>) {
-        self.remember(failure.as_ref());
+        let ending = failure.clone();
         if let Some(r) = &mut self.record {
             r.updated = jiff::Timestamp::now();
             match failure {
@@ -189,6 +189,9 @@ impl Recorder {
             }
         }
         self.write(true);
+        // The monitor reads the record; the history (which may walk the
+        // folder for its size) comes after.
+        self.remember(ending.as_ref());
     }
 
     /// Adds the run to the history; a history that cannot be written is

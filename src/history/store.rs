@@ -138,6 +138,8 @@ impl History {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY).map_err(err)?;
+        conn.pragma_update(None, "secure_delete", true)
+            .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(err)?;
         let version: i64 = conn
@@ -393,10 +395,17 @@ impl History {
             .map_err(err)?;
         }
         tx.commit().map_err(err)?;
-        // The rows must not linger in free pages or the log.
-        self.conn
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
+        // The rows must not linger in free pages (secure_delete zeroes
+        // them, VACUUM rewrites the file) or in the log (the checkpoint
+        // after VACUUM empties it; a reader holding it open keeps it).
+        self.conn.execute_batch("VACUUM;").map_err(self.err())?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
             .map_err(self.err())?;
+        if busy != 0 {
+            tracing::warn!("the history's log could not be emptied now: another program reads it");
+        }
         Ok(runs)
     }
 }

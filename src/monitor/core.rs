@@ -74,6 +74,9 @@ struct Track {
     last_progress: Timestamp,
     run: Option<Run>,
     last_complete_seen: Option<Timestamp>,
+    /// The failed run record already reported (its time), so that it is
+    /// not announced again when the phone leaves another state.
+    reported_failure: Option<Timestamp>,
     /// Recent (time, bytes) points, for the rate.
     points: Vec<(Timestamp, u64)>,
     attached: bool,
@@ -183,6 +186,7 @@ impl Monitor {
                     last_progress: now,
                     run: None,
                     last_complete_seen: phone.folder.as_ref().and_then(|f| f.last_complete),
+                    reported_failure: None,
                     points: Vec::new(),
                     attached: phone.device.is_some(),
                     link: phone.device.as_ref().and_then(|d| d.link),
@@ -343,6 +347,7 @@ fn step(
                 .filter(|e| e.state == crate::engine::record::RunState::Failed)
                 .filter(|e| t.run.is_none_or(|r| e.updated >= r.since));
             let code = own.and_then(|e| e.error_code);
+            t.reported_failure = own.map(|e| e.updated).or(t.reported_failure);
             t.state = PhoneState::Failed { at: now, code };
             let stop = stopped(t, now, None, saw_device, network_up);
             t.findings = diagnose(phone, processes, &stop);
@@ -365,7 +370,9 @@ fn step(
             .filter(|e| e.state == crate::engine::record::RunState::Failed)
             .filter(|e| last_complete.is_none_or(|c| e.updated > c))
             && !matches!(t.state, PhoneState::Failed { .. })
+            && t.reported_failure != Some(failed.updated)
         {
+            t.reported_failure = Some(failed.updated);
             // Unstuck's own run failed when no one was watching (a watch
             // started after it, `watch --once`): its record says how.
             t.state = PhoneState::Failed {
@@ -636,6 +643,40 @@ mod tests {
         let mut p = phone(A, SnapshotState::Finished, bytes);
         p.folder.as_mut().unwrap().last_complete = Some(at(when));
         p
+    }
+
+    /// A failure of Unstuck's own run is announced once: not again when the
+    /// phone, locked after a restart, is unlocked.
+    #[test]
+    fn an_old_failure_is_not_announced_again_after_a_refusal() {
+        use crate::engine::record::RunState;
+        let failed = || {
+            let mut p = phone(A, SnapshotState::Uploading, 1_000);
+            p.engine = Some(EngineRun {
+                state: RunState::Failed,
+                percent: None,
+                bytes: 0,
+                error_code: Some(105),
+                failure: None,
+                cause: None,
+                updated: at(-600),
+            });
+            p
+        };
+        let locked = || {
+            let mut p = failed();
+            p.device.as_mut().unwrap().refused = Some("the iPhone is locked".into());
+            p
+        };
+        let got = check(vec![
+            (0, obs(vec![failed()], vec![])),
+            (60, obs(vec![locked()], vec![])),
+            (120, obs(vec![failed()], vec![])),
+        ]);
+        assert_eq!(got[0].state(), "failed");
+        assert_eq!(got[1].state(), "refused");
+        assert_eq!(got[2].state(), "idle", "{:?}", got[2].effects);
+        assert!(got[2].notices.is_empty());
     }
 
     #[test]

@@ -203,10 +203,11 @@ impl Sampler {
         for record in records {
             // The `unstuck backup` process of a record works for its phone,
             // and has written what the record says.
-            if let Some(p) = processes
-                .iter_mut()
-                .find(|p| p.pid == record.pid && p.name == "unstuck")
-            {
+            if let Some(p) = processes.iter_mut().find(|p| {
+                p.pid == record.pid
+                    && p.name == "unstuck"
+                    && record.state == crate::engine::record::RunState::Running
+            }) {
                 p.udid = Some(record.udid.clone());
                 p.written_bytes = record.bytes;
             }

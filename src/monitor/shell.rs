@@ -190,7 +190,11 @@ pub async fn run(
             },
             Some((udid, facts)) = facts_rx.recv() => {
                 if let Some((_, slot)) = attached.get_mut(&udid) {
-                    *slot = facts;
+                    // A passing fault while asking a refusing phone again
+                    // says nothing new: it is still to be asked.
+                    if !(matches!(slot, Facts::Refused(_)) && matches!(facts, Facts::Pending)) {
+                        *slot = facts;
+                    }
                 }
             }
             _ = events.closed() => return,

@@ -590,7 +590,16 @@ fn backup_thread(
                     }
                     recorder.event(&event)
                 }
-                _ = &mut cancel => return None,
+                _ = &mut cancel => {
+                    // Quit, or a new Restart Backup: the run was stopped.
+                    if recorder.started() {
+                        recorder.finish(Some(Failure {
+                            stopped: true,
+                            ..Failure::unknown("stopped from the tray".into())
+                        }));
+                    }
+                    return None;
+                }
             }
         }
     })
