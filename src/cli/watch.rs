@@ -144,10 +144,11 @@ async fn run_once(
     }
     let roots = roots.to_vec();
     // Unstuck's own runs (their records) say exactly how they ended.
-    let runs = ctx.dirs.data_dir.join("runs");
-    let observation =
-        tokio::task::spawn_blocking(move || Sampler::with_runs(runs).sample(&roots, &attached))
-            .await?;
+    let data_dir = ctx.dirs.data_dir.clone();
+    let observation = tokio::task::spawn_blocking(move || {
+        Sampler::with_data_dir(&data_dir).sample(&roots, &attached)
+    })
+    .await?;
     let mut monitor = Monitor::new(ctx.config.monitor.monitor_config());
     monitor.observe(Timestamp::now(), &observation);
     // usbmuxd down is said, not counted: the backups may all be well.

@@ -319,7 +319,9 @@ fn step(
         .unwrap_or_else(|| "unknown".to_owned());
     let last_complete = folder.and_then(|f| f.last_complete);
     let newly_complete = last_complete.is_some() && last_complete != t.last_complete_seen;
-    t.last_complete_seen = last_complete.or(t.last_complete_seen);
+    t.last_complete_seen = last_complete
+        .or(t.last_complete_seen)
+        .or(folder.and_then(|f| f.remembered_complete));
 
     let running_before = matches!(t.state, PhoneState::Running(_) | PhoneState::Stalled { .. });
     if newly_complete && snapshot == Some(SnapshotState::Finished) && !first_sight {
@@ -643,6 +645,33 @@ mod tests {
         let mut p = phone(A, SnapshotState::Finished, bytes);
         p.folder.as_mut().unwrap().last_complete = Some(at(when));
         p
+    }
+
+    /// A folder left interrupted has no complete backup now, but the
+    /// history remembers one from an hour ago: no "back up soon", and the
+    /// summary says when it was.
+    #[test]
+    fn a_remembered_complete_backup_counts_while_the_folder_has_none() {
+        let mut p = phone(A, SnapshotState::Uploading, 1_000);
+        p.folder.as_mut().unwrap().remembered_complete = Some(at(-3600));
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let effects = monitor.observe(at(0), &obs(vec![p.clone()], vec![]));
+        assert!(
+            !effects
+                .iter()
+                .any(|e| matches!(e, Effect::Notify(n) if n.kind == NoticeKind::Overdue)),
+            "{effects:?}"
+        );
+        assert_eq!(monitor.summaries(at(0))[0].last_complete, Some(at(-3600)));
+        // Without it, the same folder earns the reminder.
+        p.folder.as_mut().unwrap().remembered_complete = None;
+        let mut monitor = Monitor::new(MonitorConfig::default());
+        let effects = monitor.observe(at(0), &obs(vec![p], vec![]));
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Notify(n) if n.kind == NoticeKind::Overdue))
+        );
     }
 
     /// A failure of Unstuck's own run is announced once: not again when the

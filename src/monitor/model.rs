@@ -55,6 +55,9 @@ pub struct FolderSample {
     /// When Status.plist last changed.
     pub status_modified: Option<Timestamp>,
     pub last_complete: Option<Timestamp>,
+    /// When the folder has no complete backup now (being written, or left
+    /// interrupted): the last one the history remembers.
+    pub remembered_complete: Option<Timestamp>,
     /// Bytes of the last complete backup, when there is one.
     pub last_complete_bytes: Option<u64>,
     /// Bytes and files in the folder now.

@@ -74,7 +74,10 @@ pub(super) fn overdue(
     ) {
         return None;
     }
-    let last = phone.folder.as_ref()?.last_complete;
+    // A folder being written or left interrupted has no complete backup
+    // now; the history may remember the last one.
+    let folder = phone.folder.as_ref()?;
+    let last = folder.last_complete.or(folder.remembered_complete);
     let age = last.map(|l| now.duration_since(l));
     let overdue = match age {
         Some(age) => age > after,

@@ -50,6 +50,10 @@ pub struct Sampler {
     versions: HashMap<PathBuf, Option<String>>,
     /// Where `unstuck backup` keeps its run records.
     runs: Option<PathBuf>,
+    /// The history file, and what it said of each phone's last complete
+    /// backup (asked again after a minute).
+    history: Option<PathBuf>,
+    remembered: HashMap<String, (std::time::Instant, Option<Timestamp>)>,
 }
 
 /// Which program the process called `name` with command line `args` is:
@@ -118,12 +122,32 @@ impl Sampler {
         Sampler::default()
     }
 
-    /// A sampler that also reads `unstuck backup`'s run records in `dir`.
-    pub fn with_runs(dir: PathBuf) -> Sampler {
+    /// A sampler that also reads Unstuck's data folder: `unstuck backup`'s
+    /// run records, and the history for a phone whose folder has no
+    /// complete backup now.
+    pub fn with_data_dir(data_dir: &Path) -> Sampler {
         Sampler {
-            runs: Some(dir),
+            runs: Some(data_dir.join("runs")),
+            history: Some(crate::history::History::path_in(data_dir)),
             ..Sampler::default()
         }
+    }
+
+    /// The last complete backup of `udid` the history remembers.
+    fn remembered(&mut self, udid: &str) -> Option<Timestamp> {
+        let path = self.history.as_ref()?;
+        if let Some((asked, known)) = self.remembered.get(udid)
+            && asked.elapsed() < std::time::Duration::from_secs(60)
+        {
+            return *known;
+        }
+        let known = crate::history::History::open_existing(path)
+            .ok()
+            .flatten()
+            .and_then(|h| h.last_complete(udid).ok().flatten());
+        self.remembered
+            .insert(udid.to_owned(), (std::time::Instant::now(), known));
+        known
     }
 
     /// One observation of every backup folder in `roots`, every phone in
@@ -245,6 +269,13 @@ impl Sampler {
             // is not pinned on every phone here that backed up lately.
             processes.retain(|p| p.name != "unstuck" || p.udid.is_some());
         }
+        for phone in phones.values_mut() {
+            if let Some(folder) = phone.folder.as_mut()
+                && folder.last_complete.is_none()
+            {
+                folder.remembered_complete = self.remembered(&phone.udid);
+            }
+        }
         let mut phones: Vec<PhoneObservation> = phones.into_values().collect();
         phones.sort_by(|a, b| a.udid.cmp(&b.udid));
         Observation {
@@ -352,6 +383,8 @@ impl Sampler {
             } else {
                 None
             },
+            // Filled from the history by `sample` when wanted.
+            remembered_complete: None,
             last_complete_bytes: cache.complete_bytes,
             bytes,
             files,

@@ -85,7 +85,7 @@ pub async fn run(
     let (facts_tx, mut facts_rx) = mpsc::unbounded_channel();
     let mut watcher = FolderWatcher::new(wake.clone());
     let mut sampler = match &options.data_dir {
-        Some(dir) => Sampler::with_runs(dir.join("runs")),
+        Some(dir) => Sampler::with_data_dir(dir),
         None => Sampler::new(),
     };
     let mut remember = options.data_dir.as_deref().map(Remember::new);

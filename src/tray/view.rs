@@ -375,6 +375,11 @@ fn long_status(p: &PhoneSummary, now: Timestamp) -> String {
                     humanize::duration(SignedDuration::from_secs(eta as i64))
                 ));
             }
+            // The backup it would replace, remembered even while the
+            // folder is being written.
+            if let Some(t) = p.last_complete {
+                s.push_str(&format!(" · last complete {}", humanize::ago(now, t)));
+            }
             s
         }
         PhoneState::Stalled { since, phase, .. } => format!(
@@ -475,7 +480,7 @@ mod tests {
         assert_eq!(v.look, Look::BackingUp);
         assert_eq!(
             v.tooltip,
-            "Ann's iPhone: backing up 40 % · 2.1 MB/s · 3 min left"
+            "Ann's iPhone: backing up 40 % · 2.1 MB/s · 3 min left · last complete 2 days ago"
         );
         assert_eq!(
             entry(&v, Command::Fix(Action::RestartBackup)),
