@@ -54,6 +54,9 @@ pub struct Sampler {
     /// backup (asked again after a minute).
     history: Option<PathBuf>,
     remembered: HashMap<String, (std::time::Instant, Option<Timestamp>)>,
+    /// The history, opened once (its open checks the whole file) and
+    /// kept; dropped after a failed query, to be opened again.
+    opened: Option<crate::history::History>,
 }
 
 /// Which program the process called `name` with command line `args` is:
@@ -141,10 +144,17 @@ impl Sampler {
         {
             return *known;
         }
-        let known = crate::history::History::open_existing(path)
-            .ok()
-            .flatten()
-            .and_then(|h| h.last_complete(udid).ok().flatten());
+        if self.opened.is_none() {
+            self.opened = crate::history::History::open_existing(path).ok().flatten();
+        }
+        let known = match self.opened.as_ref().map(|h| h.last_complete(udid)) {
+            Some(Ok(known)) => known,
+            Some(Err(_)) => {
+                self.opened = None;
+                None
+            }
+            None => None,
+        };
         self.remembered
             .insert(udid.to_owned(), (std::time::Instant::now(), known));
         known
@@ -605,6 +615,38 @@ mod tests {
                 .expect("the complete backup in the other root");
             assert!(last.duration_since(when).abs() < jiff::SignedDuration::from_secs(2));
             assert_ne!(f.path, complete);
+        }
+    }
+
+    /// A folder left interrupted has no complete backup; the history in
+    /// the data folder remembers one, and the sampler says so (from one
+    /// open of the history, kept).
+    #[test]
+    fn an_interrupted_folder_gets_the_remembered_complete_backup() {
+        let udid = "00008120-001A2B3C4D5E6F70";
+        let (root, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut b = SyntheticBackup::new(udid, Timestamp::now());
+        b.finish = Finish::Uploading;
+        b.write(root.path()).unwrap();
+        let roots = vec![root.path().to_path_buf()];
+        let mut sampler = Sampler::with_data_dir(data.path());
+        let none = sampler.sample(&roots, &AttachedPhones::new());
+        assert_eq!(
+            none.phones[0].folder.as_ref().unwrap().remembered_complete,
+            None
+        );
+
+        let at = Timestamp::from_second(1_790_000_000).unwrap();
+        let history =
+            crate::history::History::open(&crate::history::History::path_in(data.path())).unwrap();
+        history.complete_seen(udid, at).unwrap();
+        // What the sampler learnt is kept for a minute; a new one asks.
+        let mut sampler = Sampler::with_data_dir(data.path());
+        for _ in 0..2 {
+            let seen = sampler.sample(&roots, &AttachedPhones::new());
+            let folder = seen.phones[0].folder.as_ref().unwrap();
+            assert_eq!(folder.last_complete, None);
+            assert_eq!(folder.remembered_complete, Some(at));
         }
     }
 
