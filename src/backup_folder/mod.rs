@@ -4,6 +4,7 @@
 //! is left over to clean. It only reads: nothing inside a backup is written.
 //! Deciding what to do about a backup is left to the monitor and the actions.
 
+pub mod keybag;
 pub(crate) mod manifest_db;
 pub mod mbdb;
 mod measure;

@@ -95,6 +95,11 @@ pub struct ManifestPlist {
     pub product_version: Option<String>,
     pub build_version: Option<String>,
     pub unique_device_id: Option<String>,
+    /// The keybag (random bytes when the backup is not encrypted).
+    pub backup_key_bag: Option<Vec<u8>>,
+    /// The key of an encrypted Manifest.db: its class (4 bytes, little
+    /// endian), then the key wrapped with that class's key.
+    pub manifest_key: Option<Vec<u8>>,
 }
 
 /// Parses the bytes of an Info.plist.
@@ -169,6 +174,12 @@ fn manifest(value: Value) -> Result<ManifestPlist, PlistError> {
         product_version: from_lockdown("ProductVersion"),
         build_version: from_lockdown("BuildVersion"),
         unique_device_id: from_lockdown("UniqueDeviceID"),
+        backup_key_bag: get("BackupKeyBag")
+            .and_then(Value::as_data)
+            .map(<[u8]>::to_vec),
+        manifest_key: get("ManifestKey")
+            .and_then(Value::as_data)
+            .map(<[u8]>::to_vec),
     })
 }
 
