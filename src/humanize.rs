@@ -45,6 +45,25 @@ pub fn duration(d: SignedDuration) -> String {
     }
 }
 
+/// A number with thousands separated: "10,000,000".
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A count with its noun, plural when it is not one: "1 candidate",
+/// "1,200 candidates".
+pub fn count_noun(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", count(n), if n == 1 { "" } else { "s" })
+}
+
 /// A system error as a person reads it: the system's own words without
 /// Rust's " (os error 28)" after them.
 pub fn io_error(e: &std::io::Error) -> String {
@@ -75,6 +94,16 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(10_000_000), "10,000,000");
+        assert_eq!(count_noun(1, "candidate"), "1 candidate");
+        assert_eq!(count_noun(1200, "candidate"), "1,200 candidates");
+    }
 
     #[test]
     fn system_errors_lose_rusts_number() {

@@ -7,6 +7,10 @@
 
 /// What to do when the backup password is forgotten: Apple's own path, which
 /// removes the password without erasing data.
+/// Before resetting anything: the passwords one might have used, tried
+/// against a backup on this computer, with no phone.
+pub const TRY_PASSWORDS_FIRST: &str = "Not sure? Try the passwords you might have used against a backup on this computer first: `unstuck encryption check` (no phone needed; about 1.5 s per password).";
+
 pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
     "On the iPhone: Settings → General → Transfer or Reset iPhone → Reset → Reset All Settings (your data stays; settings such as Wi-Fi passwords and wallpaper are reset).",
     "Unlock the iPhone and enter its passcode when asked: this removes the backup password.",

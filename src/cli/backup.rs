@@ -1,19 +1,17 @@
-//! `unstuck backup` and `unstuck encryption`: Unstuck's own backups, with a
-//! progress bar (or JSON lines for scripts), and the backup password.
+//! `unstuck backup`: Unstuck's own backups, with a progress bar (or JSON
+//! lines for scripts).
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
-use zeroize::Zeroizing;
 
 use super::Context;
 use super::devices::mux_address;
-use crate::device;
 use crate::engine::record::Failure;
 use crate::engine::{self, BackupEvent, EngineError};
 use crate::humanize;
@@ -229,147 +227,5 @@ impl View {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// What `unstuck encryption` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EncryptionAction {
-    /// Say whether backups of the iPhone are encrypted.
-    Status,
-    /// Turn encryption on with a new password.
-    On,
-    /// Turn encryption off (needs the current password).
-    Off,
-    /// Change the password (needs the current one).
-    Change,
-}
-
-pub fn encryption(
-    ctx: &Context,
-    action: EncryptionAction,
-    udid: Option<String>,
-    stdin: bool,
-) -> Result<ExitCode> {
-    let addr = mux_address(ctx)?;
-    let runtime = super::runtime()?;
-    let facts = runtime.block_on(device::facts(&addr, udid.as_deref(), device::DEADLINE))?;
-    let name = facts.name.clone().unwrap_or_else(|| "the iPhone".into());
-    let encrypted = facts.backup.will_encrypt;
-    let mut passwords = Passwords::new(stdin);
-    let (old, new) = match action {
-        EncryptionAction::Status => {
-            println!(
-                "Backups of {name} are {}.",
-                match encrypted {
-                    Some(true) => "encrypted",
-                    Some(false) => "not encrypted",
-                    None => "of unknown encryption (the iPhone did not say)",
-                }
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        EncryptionAction::On => {
-            if encrypted == Some(true) {
-                bail!(
-                    "backups of {name} are already encrypted; use `unstuck encryption change` to change the password"
-                );
-            }
-            (None, Some(passwords.new_password()?))
-        }
-        EncryptionAction::Off | EncryptionAction::Change if encrypted == Some(false) => {
-            // Asking for a password here would end in the phone's 207 and
-            // advice to reset the phone's settings, all for nothing.
-            bail!(
-                "backups of {name} are not encrypted, so there is no password to {}; `unstuck encryption on` turns encryption on",
-                if action == EncryptionAction::Off {
-                    "turn off"
-                } else {
-                    "change"
-                }
-            );
-        }
-        EncryptionAction::Off => (Some(passwords.ask("Current backup password: ")?), None),
-        EncryptionAction::Change => {
-            let old = passwords.ask("Current backup password: ")?;
-            (Some(old), Some(passwords.new_password()?))
-        }
-    };
-    let done = runtime.block_on(engine::change_password(
-        &addr,
-        Some(&facts.udid),
-        old.as_ref().map(|p| p.as_str()),
-        new.as_ref().map(|p| p.as_str()),
-        device::DEADLINE,
-    ));
-    // The passwords are wiped here (Zeroizing), before anything is printed.
-    drop((old, new));
-    match done {
-        Ok(()) => {
-            println!(
-                "{}",
-                match action {
-                    EncryptionAction::On => format!(
-                        "Backups of {name} are now encrypted. Keep the password safe: without it the backups cannot be restored."
-                    ),
-                    EncryptionAction::Off => format!("Backups of {name} are no longer encrypted."),
-                    _ => "The backup password was changed.".to_owned(),
-                }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(EngineError::Phone { code: 207, .. }) => {
-            eprintln!(
-                "unstuck: that is not the backup password of {name}. Forgot it? On the iPhone: Settings → General → Transfer or Reset iPhone → Reset → Reset All Settings removes it (your data stays); then turn encryption on again with `unstuck encryption on`."
-            );
-            Ok(ExitCode::from(13))
-        }
-        Err(e) => {
-            eprintln!("unstuck: {e}");
-            Ok(ExitCode::from(e.exit_code()))
-        }
-    }
-}
-
-/// Reads passwords from a prompt that does not echo, or one per line from
-/// standard input with `--password-stdin`.
-struct Passwords {
-    lines: Option<io::Lines<io::StdinLock<'static>>>,
-}
-
-impl Passwords {
-    fn new(stdin: bool) -> Passwords {
-        Passwords {
-            lines: stdin.then(|| io::stdin().lock().lines()),
-        }
-    }
-
-    fn ask(&mut self, prompt: &str) -> Result<Zeroizing<String>> {
-        let password = Zeroizing::new(match &mut self.lines {
-            Some(lines) => lines
-                .next()
-                .context("standard input ended before the password")?
-                .context("cannot read the password from standard input")?,
-            None => {
-                let _ = io::stderr().flush();
-                rpassword::prompt_password(prompt)
-                    .context("cannot read the password from the terminal")?
-            }
-        });
-        if password.is_empty() {
-            bail!("the password is empty");
-        }
-        Ok(password)
-    }
-
-    fn new_password(&mut self) -> Result<Zeroizing<String>> {
-        let first = self.ask("New backup password: ")?;
-        if self.lines.is_none() {
-            let again = self.ask("Once more: ")?;
-            if again != first {
-                bail!("the two passwords differ; nothing was changed");
-            }
-        }
-        Ok(first)
     }
 }

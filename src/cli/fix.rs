@@ -321,6 +321,7 @@ pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
                     println!(
                         "Know the password? Turn encryption off: unstuck encryption off; change it: unstuck encryption change."
                     );
+                    println!("{}", actions::TRY_PASSWORDS_FIRST);
                     println!("Forgot it?");
                     for (n, step) in actions::FORGOTTEN_PASSWORD_STEPS.iter().enumerate() {
                         println!("  {}. {step}", n + 1);

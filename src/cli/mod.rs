@@ -5,6 +5,7 @@
 mod backup;
 mod demo;
 mod devices;
+mod encryption;
 mod fix;
 mod history;
 #[cfg(feature = "sim")]
@@ -81,13 +82,18 @@ pub enum Command {
     /// See or change whether the iPhone encrypts its backups, and the password.
     Encryption {
         #[arg(value_enum)]
-        action: backup::EncryptionAction,
+        action: encryption::EncryptionAction,
         /// The iPhone's UDID; the only attached one when left out.
         #[arg(long)]
         udid: Option<String>,
-        /// Read passwords from standard input, one per line (current first).
+        /// Read passwords from standard input, one per line (current first;
+        /// for `check`, every line a candidate).
         #[arg(long)]
         password_stdin: bool,
+        /// For `check`: the backup folder to check (the phone's, named by its
+        /// UDID); else the one of --udid, or the only encrypted one.
+        #[arg(long, value_name = "FOLDER")]
+        backup: Option<PathBuf>,
     },
     /// Watch backups headless: print each change, notify on stalls and failures.
     Watch {
@@ -295,7 +301,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             action,
             udid,
             password_stdin,
-        } => backup::encryption(&context()?, action, udid, password_stdin),
+            backup,
+        } => encryption::encryption(&context()?, action, udid, password_stdin, backup),
         Command::Devices { json } => devices::run(&context()?, json),
         Command::History {
             phone,

@@ -89,7 +89,8 @@ pub fn encryption(facts: &DeviceFacts) -> Message {
                 .collect::<Vec<_>>()
                 .join("\n");
             format!(
-                "Backups of {name} are encrypted. To change the password or turn it off: unstuck encryption change | off.\nForgot the password?\n{steps}"
+                "Backups of {name} are encrypted. To change the password or turn it off: unstuck encryption change | off.\n{}\nForgot the password?\n{steps}",
+                actions::TRY_PASSWORDS_FIRST
             )
         }
         Some(false) => format!(
