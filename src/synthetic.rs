@@ -101,6 +101,7 @@ impl SyntheticBackup {
                 path,
                 size: data.len() as u64,
                 modified: 1_700_000_000,
+                encryption_key: None,
             });
         }
 
@@ -257,6 +258,8 @@ pub(crate) struct ManifestRow {
     pub size: u64,
     /// Seconds since 1970, as `MBFile.LastModified`.
     pub modified: u64,
+    /// An encrypted backup's file key, wrapped (`MBFile.EncryptionKey`).
+    pub encryption_key: Option<Vec<u8>>,
 }
 
 pub(crate) fn write_manifest_db(path: &Path, rows: &[ManifestRow]) -> rusqlite::Result<()> {
@@ -279,7 +282,7 @@ pub(crate) fn write_manifest_db(path: &Path, rows: &[ManifestRow]) -> rusqlite::
                 row.id,
                 row.domain,
                 row.path,
-                mbfile_blob(&row.path, row.size, inode as u64, row.modified)
+                mbfile_blob(row, inode as u64)
             ])?;
         }
     }
@@ -290,7 +293,8 @@ pub(crate) fn write_manifest_db(path: &Path, rows: &[ManifestRow]) -> rusqlite::
 }
 
 /// An `MBFile` archived the way the device archives it (NSKeyedArchiver).
-pub(crate) fn mbfile_blob(relative_path: &str, size: u64, inode: u64, modified: u64) -> Vec<u8> {
+pub(crate) fn mbfile_blob(row: &ManifestRow, inode: u64) -> Vec<u8> {
+    let (relative_path, size, modified) = (row.path.as_str(), row.size, row.modified);
     let mut file = Dictionary::new();
     file.insert("$class".into(), Value::Uid(Uid::new(3)));
     file.insert("Birth".into(), 1_700_000_000u64.into());
@@ -310,19 +314,36 @@ pub(crate) fn mbfile_blob(relative_path: &str, size: u64, inode: u64, modified: 
         "$classes".into(),
         Value::Array(vec!["MBFile".into(), "NSObject".into()]),
     );
+    let mut objects = vec![
+        "$null".into(),
+        Value::Dictionary(file),
+        relative_path.into(),
+        Value::Dictionary(class),
+    ];
+    // An encrypted backup's file key, as an NSMutableData object.
+    if let (Some(key), Some(Value::Dictionary(file))) = (&row.encryption_key, objects.get_mut(1)) {
+        file.insert("EncryptionKey".into(), Value::Uid(Uid::new(4)));
+        let mut data = Dictionary::new();
+        data.insert("$class".into(), Value::Uid(Uid::new(5)));
+        data.insert("NS.data".into(), Value::Data(key.clone()));
+        let mut class = Dictionary::new();
+        class.insert("$classname".into(), "NSMutableData".into());
+        class.insert(
+            "$classes".into(),
+            Value::Array(vec![
+                "NSMutableData".into(),
+                "NSData".into(),
+                "NSObject".into(),
+            ]),
+        );
+        objects.push(Value::Dictionary(data));
+        objects.push(Value::Dictionary(class));
+    }
     let mut top = Dictionary::new();
     top.insert("root".into(), Value::Uid(Uid::new(1)));
     let mut archive = Dictionary::new();
     archive.insert("$archiver".into(), "NSKeyedArchiver".into());
-    archive.insert(
-        "$objects".into(),
-        Value::Array(vec![
-            "$null".into(),
-            Value::Dictionary(file),
-            relative_path.into(),
-            Value::Dictionary(class),
-        ]),
-    );
+    archive.insert("$objects".into(), Value::Array(objects));
     archive.insert("$top".into(), Value::Dictionary(top));
     archive.insert("$version".into(), 100_000u64.into());
     let mut out = Vec::new();

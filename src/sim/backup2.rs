@@ -17,6 +17,7 @@ use plist::{Dictionary, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::Conn;
+use super::protection::{Cbc, Protection};
 use super::{Shared, SimConfig, SimEvent, lock};
 use crate::synthetic::{self, ManifestRow, SyntheticBackup};
 use crate::wire;
@@ -80,6 +81,7 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                         process_message(&mut conn, response).await?;
                     }
                     "Backup" => backup(&mut conn, shared, &request).await?,
+                    "Restore" => super::restore::restore(&mut conn, shared, &request).await?,
                     "ChangePassword" => change_password(&mut conn, shared, &request).await?,
                     "Info" | "List" => {
                         describe(&mut conn, shared, &request, name == "List").await?
@@ -101,7 +103,7 @@ fn tag(message: &[Value]) -> &str {
     message.first().and_then(Value::as_string).unwrap_or("")
 }
 
-fn response(code: u64, description: Option<&str>) -> Dictionary {
+pub(crate) fn response(code: u64, description: Option<&str>) -> Dictionary {
     let mut d = Dictionary::new();
     d.insert("MessageName".into(), "Response".into());
     d.insert("ErrorCode".into(), code.into());
@@ -111,11 +113,11 @@ fn response(code: u64, description: Option<&str>) -> Dictionary {
     d
 }
 
-async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
+pub(crate) async fn send(conn: &mut Conn, message: Vec<Value>) -> io::Result<()> {
     wire::write_plist(conn, &Value::Array(message), true).await
 }
 
-async fn process_message(conn: &mut Conn, body: Dictionary) -> io::Result<()> {
+pub(crate) async fn process_message(conn: &mut Conn, body: Dictionary) -> io::Result<()> {
     send(
         conn,
         vec!["DLMessageProcessMessage".into(), Value::Dictionary(body)],
@@ -204,10 +206,13 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
     // What the host kept of the last backup.
     let wanted = ["Status.plist", "Manifest.plist", "Manifest.db"].map(|f| format!("{udid}/{f}"));
     let host = download_files(conn, &wanted).await?;
+    let protection = protection(&config, &udid);
+    // A backup whose encryption differs from the last one is a full one:
+    // the old Manifest.db does not open with this backup's keys.
     let previous = if force_full {
         None
     } else {
-        previous_backup(&host, &udid)
+        previous_backup(&host, &udid, protection.as_ref())
     };
     let incremental = previous.is_some();
     shared.log(SimEvent::BackupStarted { incremental });
@@ -296,7 +301,7 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
                 shared.detach();
                 return Ok(());
             }
-            send_file(conn, &udid, file, &config, &mut pacer).await?;
+            send_file(conn, &udid, file, &config, protection.as_ref(), &mut pacer).await?;
             sent_bytes += file.size;
         }
         conn.write_all(&0u32.to_be_bytes()).await?;
@@ -318,21 +323,33 @@ async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> 
     let rows: Vec<ManifestRow> = (0..config.content.files)
         .map(|n| {
             let (domain, path) = template.file_name(n);
+            let id = synthetic::file_id(&domain, &path);
+            let modified = modified(&config, generation, n);
+            let encryption_key = protection
+                .as_ref()
+                .map(|p| p.file_key_blob(&p.file_key(&id, modified)));
             ManifestRow {
-                id: synthetic::file_id(&domain, &path),
+                id,
                 domain,
                 path,
                 size: config.content.file_size as u64,
-                modified: modified(&config, generation, n),
+                modified,
+                encryption_key,
             }
         })
         .collect();
     let db = tempfile::NamedTempFile::new()?;
     synthetic::write_manifest_db(db.path(), &rows).map_err(io::Error::other)?;
-    let db_bytes = tokio::fs::read(db.path()).await?;
+    let mut db_bytes = tokio::fs::read(db.path()).await?;
+    let mut manifest = template.manifest_plist();
+    if let (Some(p), Value::Dictionary(d)) = (&protection, &mut manifest) {
+        db_bytes = p.encrypt_manifest(&db_bytes);
+        d.insert("BackupKeyBag".into(), Value::Data(p.keybag.clone()));
+        d.insert("ManifestKey".into(), Value::Data(p.manifest_key_blob()));
+    }
     let mut closing = vec![
         (format!("{udid}/Manifest.db"), db_bytes),
-        meta_file(&udid, "Manifest.plist", &template.manifest_plist()),
+        meta_file(&udid, "Manifest.plist", &manifest),
     ];
     if let Some((code, description)) = &config.final_error {
         upload_batch(conn, closing, 99.0).await?;
@@ -418,7 +435,7 @@ fn plan(
 }
 
 /// The synthetic backup whose plists and file names the phone uses.
-fn template(config: &SimConfig, udid: &str) -> SyntheticBackup {
+pub(crate) fn template(config: &SimConfig, udid: &str) -> SyntheticBackup {
     let mut t = SyntheticBackup::new(udid, Timestamp::now());
     t.device_name = config.device_name.clone();
     t.product_type = config.product_type.clone();
@@ -433,8 +450,16 @@ fn template(config: &SimConfig, udid: &str) -> SyntheticBackup {
 
 /// The seed of a file's bytes in `version`: a file that never changed has
 /// exactly `synthetic::file_content(seed, n, size)`; each change, new bytes.
-fn content_seed(config: &SimConfig, version: u64) -> u64 {
+pub(crate) fn content_seed(config: &SimConfig, version: u64) -> u64 {
     config.content.seed ^ (version - BASE_MTIME).wrapping_mul(0x51_7CC1_B727_220A)
+}
+
+/// The keys of this phone's backups, when it encrypts them.
+fn protection(config: &SimConfig, udid: &str) -> Option<Protection> {
+    match (&config.password, config.will_encrypt) {
+        (Some(password), true) => Some(Protection::new(udid, password)),
+        _ => None,
+    }
 }
 
 async fn send_file(
@@ -442,6 +467,7 @@ async fn send_file(
     udid: &str,
     file: &PlannedFile,
     config: &SimConfig,
+    protection: Option<&Protection>,
     pacer: &mut Pacer,
 ) -> io::Result<()> {
     let dname = format!("{}-{}", file.domain, file.index);
@@ -453,17 +479,34 @@ async fn send_file(
     }
     conn.write_all(&head).await?;
     let seed = content_seed(config, file.version);
+    let mut cbc = protection.map(|p| Cbc::new(&p.file_key(&file.id, file.version)));
     let mut offset = 0u64;
-    while offset < file.size {
+    loop {
         let len = CHUNK.min((file.size - offset) as usize);
-        let data = synthetic::content_chunk(seed, file.index as u64, offset, len);
-        let mut block = Vec::with_capacity(len + 5);
-        block.extend_from_slice(&(len as u32 + 1).to_be_bytes());
-        block.push(CODE_FILE_DATA);
-        block.extend_from_slice(&data);
-        conn.write_all(&block).await?;
+        let last = offset + len as u64 >= file.size;
+        let mut data = synthetic::content_chunk(seed, file.index as u64, offset, len);
+        // An encrypted body ends with its padding: the last piece grows by
+        // up to 16 bytes (CHUNK is a multiple of 16).
+        data = match (cbc.as_mut(), last) {
+            (Some(cbc), false) => {
+                cbc.update(&mut data);
+                data
+            }
+            (Some(_), true) => cbc.take().map(|c| c.finish(&data)).unwrap_or(data),
+            (None, _) => data,
+        };
+        if !data.is_empty() {
+            let mut block = Vec::with_capacity(data.len() + 5);
+            block.extend_from_slice(&(data.len() as u32 + 1).to_be_bytes());
+            block.push(CODE_FILE_DATA);
+            block.extend_from_slice(&data);
+            conn.write_all(&block).await?;
+        }
         offset += len as u64;
         pacer.sent(len as u64).await;
+        if last {
+            break;
+        }
     }
     conn.write_all(&[0, 0, 0, 1, CODE_SUCCESS]).await
 }
@@ -535,7 +578,10 @@ fn plist_bytes(value: &Value) -> Vec<u8> {
 
 /// Asks the host for `paths` (DLMessageDownloadFiles) and reads what it has
 /// of them, then its status.
-async fn download_files(conn: &mut Conn, paths: &[String]) -> io::Result<HashMap<String, Vec<u8>>> {
+pub(crate) async fn download_files(
+    conn: &mut Conn,
+    paths: &[String],
+) -> io::Result<HashMap<String, Vec<u8>>> {
     send(
         conn,
         vec![
@@ -597,13 +643,32 @@ async fn download(conn: &mut Conn) -> io::Result<HashMap<String, Vec<u8>>> {
 }
 
 /// The host's last finished backup of this phone, as fileID → LastModified.
-fn previous_backup(host: &HashMap<String, Vec<u8>>, udid: &str) -> Option<HashMap<String, u64>> {
+fn previous_backup(
+    host: &HashMap<String, Vec<u8>>,
+    udid: &str,
+    protection: Option<&Protection>,
+) -> Option<HashMap<String, u64>> {
     let status = host.get(&format!("{udid}/Status.plist"))?;
     let status = crate::backup_folder::plists::parse_status(status).ok()?;
     if status.snapshot_state != Some(crate::backup_folder::SnapshotState::Finished) {
         return None;
     }
+    // A host that wants a full backup empties Manifest.plist
+    // (pymobiledevice3's `--full`).
+    if let Some(manifest) = host.get(&format!("{udid}/Manifest.plist"))
+        && crate::backup_folder::plists::parse_manifest(manifest).is_err()
+    {
+        return None;
+    }
     let db = host.get(&format!("{udid}/Manifest.db"))?;
+    let plain;
+    let db = match protection {
+        Some(p) => {
+            plain = p.decrypt_manifest(db)?;
+            &plain
+        }
+        None => db,
+    };
     let file = tempfile::NamedTempFile::new().ok()?;
     std::fs::write(file.path(), db).ok()?;
     let mut conn = rusqlite::Connection::open(file.path()).ok()?;
@@ -626,7 +691,7 @@ fn previous_backup(host: &HashMap<String, Vec<u8>>, udid: &str) -> Option<HashMa
 }
 
 /// A number field of an archived `MBFile` (the object after `$null`).
-fn mbfile_number(blob: &[u8], key: &str) -> Option<u64> {
+pub(crate) fn mbfile_number(blob: &[u8], key: &str) -> Option<u64> {
     let archive = wire::parse_value(blob).ok()?;
     let objects = archive.as_dictionary()?.get("$objects")?.as_array()?;
     objects
@@ -681,9 +746,13 @@ async fn describe(
         .unwrap_or_else(|| shared.config().udid);
     let wanted = format!("{udid}/{}", if list { "Manifest.db" } else { "Info.plist" });
     let host = download_files(conn, std::slice::from_ref(&wanted)).await?;
+    let protection = protection(&shared.config(), &udid);
     let content = host.get(&wanted).and_then(|bytes| {
         if list {
-            list_manifest(bytes)
+            match &protection {
+                Some(p) => list_manifest(&p.decrypt_manifest(bytes)?),
+                None => list_manifest(bytes),
+            }
         } else {
             let value = wire::parse_value(bytes).ok()?;
             let mut xml = Vec::new();

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use plist::{Dictionary, Value};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
+use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey, LineEnding};
 use rsa::pkcs8::EncodePrivateKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -18,6 +18,9 @@ pub struct Identity {
     pub host_cert_pem: String,
     pub host_key_pem: String,
     pub device_cert_pem: String,
+    /// lockdownd's `DevicePublicKey`: the device key's public half, PKCS#1
+    /// PEM, which a host signs into the DeviceCertificate when it pairs.
+    pub device_public_key_pem: String,
     pub root_cert_der: CertificateDer<'static>,
     pub host_cert_der: CertificateDer<'static>,
     pub device_cert_der: CertificateDer<'static>,
@@ -88,6 +91,9 @@ impl Identity {
             host_cert_pem: host_cert.pem(),
             host_key_pem: pkcs1(&host_key),
             device_cert_pem: device_cert.pem(),
+            device_public_key_pem: rsa::RsaPublicKey::from(&device_key)
+                .to_pkcs1_pem(LineEnding::LF)
+                .expect("encode a fresh RSA public key"),
             root_cert_der: root_cert.der().clone(),
             host_cert_der: host_cert.der().clone(),
             device_cert_der: device_cert.der().clone(),

@@ -20,6 +20,9 @@ pub(crate) enum Service {
     MobileBackup2 { ssl: bool },
     NotificationProxy,
     DiagnosticsRelay,
+    Afc,
+    InstallationProxy,
+    Springboard,
 }
 
 pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()> {
@@ -126,11 +129,12 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
             }
             "StartSession" => {
                 let host_id = request.get("HostID").and_then(Value::as_string);
-                let error = match config.pairing {
-                    Pairing::Revoked | Pairing::Unpaired => Some("InvalidHostID"),
-                    _ if host_id != Some(shared.identity.host_id.as_str()) => Some("InvalidHostID"),
-                    Pairing::Locked => Some("PasswordProtected"),
-                    Pairing::Paired => None,
+                let error = if !trusts(shared, &config, host_id) {
+                    Some("InvalidHostID")
+                } else if config.pairing == Pairing::Locked {
+                    Some("PasswordProtected")
+                } else {
+                    None
                 };
                 if let Some(error) = error {
                     reply.insert("Error".into(), error.into());
@@ -168,6 +172,9 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                     }),
                     "com.apple.mobile.notification_proxy" => Ok(Service::NotificationProxy),
                     "com.apple.mobile.diagnostics_relay" => Ok(Service::DiagnosticsRelay),
+                    "com.apple.afc" => Ok(Service::Afc),
+                    "com.apple.mobile.installation_proxy" => Ok(Service::InstallationProxy),
+                    "com.apple.springboardservices" => Ok(Service::Springboard),
                     _ => Err("InvalidService"),
                 };
                 match started {
@@ -189,7 +196,21 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                     }
                 }
             }
-            "ValidatePair" | "Pair" => {}
+            "Pair" => pair(shared, &config, &request, &mut reply),
+            "ValidatePair" => {
+                let host_id = pair_record_host(&request);
+                if host_id.is_some() && !trusts(shared, &config, host_id) {
+                    reply.insert("Error".into(), "InvalidHostID".into());
+                }
+            }
+            "Unpair" => {
+                if let Some(host_id) = pair_record_host(&request) {
+                    lock(&shared.paired_hosts).retain(|h| h != host_id);
+                    if host_id == shared.identity.host_id {
+                        shared.update(|c| c.pairing = Pairing::Unpaired);
+                    }
+                }
+            }
             "Goodbye" => {
                 reply.insert("Result".into(), "Success".into());
                 wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
@@ -201,6 +222,87 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
         }
         wire::write_plist(&mut conn, &Value::Dictionary(reply), false).await?;
     }
+}
+
+/// Whether the phone trusts the host that says it is `host_id`: the pair
+/// record usbmuxd hands out (while the scenario keeps it), or a host that
+/// paired while the simulator ran.
+fn trusts(shared: &Shared, config: &SimConfig, host_id: Option<&str>) -> bool {
+    let Some(host_id) = host_id else {
+        return false;
+    };
+    let ours = host_id == shared.identity.host_id
+        && matches!(config.pairing, Pairing::Paired | Pairing::Locked);
+    ours || lock(&shared.paired_hosts).iter().any(|h| h == host_id)
+}
+
+/// The HostID in a request's PairRecord.
+fn pair_record_host(request: &Dictionary) -> Option<&str> {
+    request
+        .get("PairRecord")
+        .and_then(Value::as_dictionary)
+        .and_then(|r| r.get("HostID"))
+        .and_then(Value::as_string)
+}
+
+/// Pair, as an iPhone answers it: a locked phone refuses; otherwise the
+/// first request shows "Trust This Computer?" and is answered
+/// `PairingDialogResponsePending`, as is every request until the simulated
+/// user taps Trust (after `SimConfig::trust_after`, or [`super::Sim::tap_trust`]).
+/// Then the phone keeps the host's certificates, so a session with its
+/// HostID works, and answers with its escrow bag.
+fn pair(shared: &Shared, config: &SimConfig, request: &Dictionary, reply: &mut Dictionary) {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    if config.pairing == Pairing::Locked {
+        reply.insert("Error".into(), "PasswordProtected".into());
+        return;
+    }
+    let record = request.get("PairRecord").and_then(Value::as_dictionary);
+    let cert = |key: &str| {
+        record
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_data)
+            .and_then(|pem| CertificateDer::from_pem_slice(pem).ok())
+    };
+    let host_id = pair_record_host(request);
+    let (Some(host_id), Some(host), Some(root), Some(_)) = (
+        host_id,
+        cert("HostCertificate"),
+        cert("RootCertificate"),
+        cert("DeviceCertificate"),
+    ) else {
+        reply.insert("Error".into(), "InvalidPairRecord".into());
+        return;
+    };
+    if !trusts(shared, config, Some(host_id)) {
+        let mut dialog = lock(&shared.dialog);
+        let answered = match *dialog {
+            super::Dialog::Hidden => {
+                *dialog = super::Dialog::Shown(std::time::Instant::now());
+                shared.log(SimEvent::TrustDialogShown);
+                false
+            }
+            super::Dialog::Shown(at) => config.trust_after.is_some_and(|d| at.elapsed() >= d),
+            super::Dialog::Tapped => true,
+        };
+        if !answered {
+            reply.insert("Error".into(), "PairingDialogResponsePending".into());
+            return;
+        }
+        *dialog = super::Dialog::Hidden;
+        drop(dialog);
+        lock(&shared.paired_hosts).push(host_id.to_owned());
+        lock(&shared.trusted_certs).extend([host, root]);
+        if host_id == shared.identity.host_id {
+            shared.update(|c| c.pairing = Pairing::Paired);
+        }
+        shared.log(SimEvent::Trusted);
+    }
+    reply.insert(
+        "EscrowBag".into(),
+        Value::Data(shared.identity.escrow_bag.clone()),
+    );
 }
 
 async fn reply_error(conn: &mut Conn, request: &str, error: &str) -> io::Result<()> {
@@ -237,14 +339,35 @@ fn domain_values(shared: &Shared, c: &SimConfig, domain: &str) -> Option<Diction
             put("DeviceClass", "iPhone".into());
             put("DeviceColor", "1".into());
             put("DeviceName", c.device_name.clone().into());
+            put(
+                "DevicePublicKey",
+                Value::Data(shared.identity.device_public_key_pem.as_bytes().to_vec()),
+            );
             put("HardwareModel", "D74AP".into());
             put("HostAttached", true.into());
+            // A made-up IMEI (the 35 reporting body is real; the rest is not).
+            put(
+                "InternationalMobileEquipmentIdentity",
+                "356789012345678".into(),
+            );
+            put(
+                "IntegratedCircuitCardIdentity",
+                "8944000000000000001".into(),
+            );
             put("PasswordProtected", (c.pairing == Pairing::Locked).into());
             put("ProductName", "iPhone OS".into());
             put("ProductType", c.product_type.clone().into());
             put("ProductVersion", c.ios_version.clone().into());
             put("SerialNumber", c.serial.clone().into());
+            put("TimeIntervalSince1970", Value::Real(now_seconds()));
             put("TimeZone", "Europe/London".into());
+            put("TimeZoneOffsetFromUTC", Value::Real(0.0));
+            put(
+                "TrustedHostAttached",
+                trusts(shared, c, Some(&shared.identity.host_id)).into(),
+            );
+            put("Uses24HourClock", true.into());
+            put("UniqueChipID", 0x001A_2B3C_4D5E_6F70u64.into());
             put("UniqueDeviceID", c.udid.clone().into());
             put("WiFiAddress", shared.identity.wifi_mac.clone().into());
         }
@@ -271,6 +394,9 @@ fn domain_values(shared: &Shared, c: &SimConfig, domain: &str) -> Option<Diction
                 put("LastCloudBackupDate", last);
             }
         }
+        "com.apple.mobile.iTunes" => {
+            put("MinITunesVersion", "10.0.1".into());
+        }
         "com.apple.mobile.wireless_lockdown" => {
             put("EnableWifiConnections", c.wifi_sync.into());
             put("SupportsWifi", true.into());
@@ -288,6 +414,14 @@ fn domain_values(shared: &Shared, c: &SimConfig, domain: &str) -> Option<Diction
     Some(d)
 }
 
+/// The phone's clock, as lockdownd's `TimeIntervalSince1970` gives it.
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Serves a connection to a port StartService handed out.
 pub(crate) async fn serve_service(
     mut conn: Conn,
@@ -303,6 +437,9 @@ pub(crate) async fn serve_service(
         }
         Service::NotificationProxy => notification_proxy(conn).await,
         Service::DiagnosticsRelay => diagnostics_relay(conn, shared).await,
+        Service::Afc => super::afc::serve(conn, shared).await,
+        Service::InstallationProxy => super::apps::installation_proxy(conn).await,
+        Service::Springboard => super::apps::springboard(conn).await,
     }
 }
 

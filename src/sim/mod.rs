@@ -6,11 +6,15 @@
 //! Real clients (idevice, libimobiledevice's tools) are what talk to it; it
 //! records what they asked in an event log that tests read.
 
+mod afc;
+mod apps;
 mod backup2;
 mod conn;
 mod hostile;
 mod identity;
 mod lockdown;
+mod protection;
+mod restore;
 mod scenario;
 mod tls;
 mod usbmuxd;
@@ -24,8 +28,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
+pub use apps::APPS;
 pub use hostile::{Hostile, OTHER_UDID, billion_laughs};
 pub use identity::Identity;
+pub use restore::RestoreReport;
 pub use scenario::{SCENARIOS, scenario};
 pub use tls::ClientCert;
 
@@ -127,6 +133,12 @@ pub struct SimConfig {
     pub tls_fault: bool,
     /// How long a restart keeps the phone away.
     pub reboot_time: Duration,
+    /// How long the simulated user takes to tap Trust once a host's Pair
+    /// request shows the "Trust This Computer?" dialog; `None`: never (only
+    /// [`Sim::tap_trust`] answers it).
+    pub trust_after: Option<Duration>,
+    /// Find My iPhone is on: a restore is refused (error 211).
+    pub find_my_iphone: bool,
     /// Fault injection on a lockdownd request, by request name (and domain,
     /// as "GetValue com.apple.disk_usage").
     pub request_fault: Option<(String, RequestFault)>,
@@ -197,6 +209,8 @@ impl SimConfig {
             require_escrow_bag: true,
             tls_fault: false,
             reboot_time: Duration::from_secs(2),
+            trust_after: Some(Duration::from_secs(3)),
+            find_my_iphone: false,
             request_fault: None,
             hostile: None,
         }
@@ -234,6 +248,12 @@ pub enum SimEvent {
     },
     WifiSyncSet(bool),
     Rebooted,
+    /// A restore ended: what the phone received.
+    Restored(RestoreReport),
+    /// A host asked to pair: the phone shows "Trust This Computer?".
+    TrustDialogShown,
+    /// The simulated user tapped Trust; the host's pair record is kept.
+    Trusted,
     /// A hostile phone made its attack.
     Attacked(Hostile),
 }
@@ -257,6 +277,25 @@ pub(crate) struct Shared {
     events: Mutex<Vec<(Instant, SimEvent)>>,
     /// Files changed on the phone since its last finished backup; reset by one.
     generation: Mutex<u64>,
+    /// The "Trust This Computer?" dialog.
+    dialog: Mutex<Dialog>,
+    /// HostIDs of hosts that paired while the simulator ran.
+    paired_hosts: Mutex<Vec<String>>,
+    /// Their certificates, which the TLS server accepts.
+    trusted_certs: tls::Trusted,
+    /// The files AFC sees (what a restore writes there stays).
+    media: Mutex<afc::MediaStore>,
+    /// Pair records hosts saved through usbmuxd (SavePairRecord), by UDID.
+    saved_records: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+/// The phone's "Trust This Computer?" dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialog {
+    Hidden,
+    Shown(Instant),
+    /// Trust was tapped; the next Pair succeeds.
+    Tapped,
 }
 
 impl Shared {
@@ -328,12 +367,13 @@ impl Sim {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let identity = Identity::shared();
+        let trusted_certs = tls::Trusted::default();
         let attached = config.attached;
         let (attachment, _) = watch::channel(None);
         let (notices, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
-            tls: tls::server_config(&identity, false),
-            tls_refusing: tls::server_config(&identity, true),
+            tls: tls::server_config(&identity, trusted_certs.clone(), false),
+            tls_refusing: tls::server_config(&identity, trusted_certs.clone(), true),
             identity,
             config: Mutex::new(config),
             attachment,
@@ -343,6 +383,11 @@ impl Sim {
             next_device_id: Mutex::new(0),
             events: Mutex::new(Vec::new()),
             generation: Mutex::new(0),
+            dialog: Mutex::new(Dialog::Hidden),
+            paired_hosts: Mutex::new(Vec::new()),
+            trusted_certs,
+            media: Mutex::new(afc::MediaStore::default()),
+            saved_records: Mutex::new(HashMap::new()),
         });
         if attached {
             shared.attach();
@@ -388,6 +433,18 @@ impl Sim {
 
     pub fn detach(&self) {
         self.shared.detach();
+    }
+
+    /// The simulated user taps Trust on the dialog a Pair request showed (or
+    /// will show): the host's next Pair succeeds.
+    pub fn tap_trust(&self) {
+        *lock(&self.shared.dialog) = Dialog::Tapped;
+    }
+
+    /// A file in the phone's media folder (AFC's view), such as the
+    /// `iTunesRestore/RestoreApplications.plist` a restore writes.
+    pub fn media_file(&self, path: &str) -> Option<Vec<u8>> {
+        lock(&self.shared.media).files.get(path).cloned()
     }
 
     /// Changes the script while running (a later backup sees the change).

@@ -3,9 +3,11 @@
 //! certificate. Clients present different certificates — idevice and
 //! pymobiledevice3 the HostCertificate, libimobiledevice 1.3.0 the
 //! RootCertificate — so either is accepted when it equals the pair record's,
-//! and the handshake signature is still verified against it.
+//! and the handshake signature is still verified against it. A host that
+//! paired while the simulator ran (the user tapped Trust) is accepted with
+//! the certificates of the pair record it sent.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -20,12 +22,18 @@ use super::identity::Identity;
 pub enum ClientCert {
     Host,
     Root,
+    /// A certificate of a host that paired while the simulator ran.
+    Paired,
 }
+
+/// Certificates of hosts the simulated user trusted while it ran.
+pub type Trusted = Arc<Mutex<Vec<CertificateDer<'static>>>>;
 
 #[derive(Debug)]
 struct PairRecordVerifier {
     host: CertificateDer<'static>,
     root: CertificateDer<'static>,
+    trusted: Trusted,
     algorithms: WebPkiSupportedAlgorithms,
     /// Refuse every certificate (a scripted TLS fault).
     refuse: bool,
@@ -42,8 +50,11 @@ impl ClientCertVerifier for PairRecordVerifier {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let known =
-            end_entity.as_ref() == self.host.as_ref() || end_entity.as_ref() == self.root.as_ref();
+        let known = end_entity.as_ref() == self.host.as_ref()
+            || end_entity.as_ref() == self.root.as_ref()
+            || super::lock(&self.trusted)
+                .iter()
+                .any(|c| c.as_ref() == end_entity.as_ref());
         if known && !self.refuse {
             Ok(ClientCertVerified::assertion())
         } else {
@@ -78,11 +89,12 @@ impl ClientCertVerifier for PairRecordVerifier {
 
 /// The device's server configuration, TLS 1.2 and 1.3; with `refuse`, one
 /// that turns every client away.
-pub fn server_config(identity: &Identity, refuse: bool) -> Arc<ServerConfig> {
+pub fn server_config(identity: &Identity, trusted: Trusted, refuse: bool) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(PairRecordVerifier {
         host: identity.host_cert_der.clone(),
         root: identity.root_cert_der.clone(),
+        trusted,
         algorithms: provider.signature_verification_algorithms,
         refuse,
     });
@@ -108,6 +120,8 @@ pub fn client_cert(
         Some(ClientCert::Host)
     } else if first.as_ref() == identity.root_cert_der.as_ref() {
         Some(ClientCert::Root)
+    } else if !first.as_ref().is_empty() {
+        Some(ClientCert::Paired)
     } else {
         None
     }

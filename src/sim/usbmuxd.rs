@@ -83,10 +83,23 @@ async fn serve(mut stream: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
             "ReadPairRecord" => {
                 let config = shared.config();
                 let asked = request.body.get("PairRecordID").and_then(Value::as_string);
-                if asked == Some(config.udid.as_str()) && config.pairing != Pairing::Unpaired {
-                    let mut bytes = Vec::new();
-                    let record = Value::Dictionary(shared.identity.pair_record(&config.udid));
-                    let _ = record.to_writer_xml(&mut bytes);
+                // A record a host saved after pairing comes first, as in
+                // usbmuxd's store; else the simulator's own, while the
+                // scenario has one.
+                let saved = asked.and_then(|udid| lock(&shared.saved_records).get(udid).cloned());
+                let bytes = match saved {
+                    Some(bytes) => Some(bytes),
+                    None if asked == Some(config.udid.as_str())
+                        && config.pairing != Pairing::Unpaired =>
+                    {
+                        let mut bytes = Vec::new();
+                        let record = Value::Dictionary(shared.identity.pair_record(&config.udid));
+                        let _ = record.to_writer_xml(&mut bytes);
+                        Some(bytes)
+                    }
+                    None => None,
+                };
+                if let Some(bytes) = bytes {
                     let mut reply = Dictionary::new();
                     reply.insert("PairRecordData".into(), Value::Data(bytes));
                     send(&mut stream, request.tag, &reply).await?;
@@ -94,7 +107,23 @@ async fn serve(mut stream: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
                     send(&mut stream, request.tag, &result(BAD_DEVICE)).await?;
                 }
             }
-            "SavePairRecord" | "DeletePairRecord" => {
+            "SavePairRecord" => {
+                let udid = request.body.get("PairRecordID").and_then(Value::as_string);
+                let data = request.body.get("PairRecordData").and_then(Value::as_data);
+                let code = match (udid, data) {
+                    // Kept within a bound: a pair record is a few kilobytes.
+                    (Some(udid), Some(data)) if data.len() <= 64 * 1024 => {
+                        lock(&shared.saved_records).insert(udid.to_owned(), data.to_vec());
+                        OK
+                    }
+                    _ => BAD_COMMAND,
+                };
+                send(&mut stream, request.tag, &result(code)).await?;
+            }
+            "DeletePairRecord" => {
+                if let Some(udid) = request.body.get("PairRecordID").and_then(Value::as_string) {
+                    lock(&shared.saved_records).remove(udid);
+                }
                 send(&mut stream, request.tag, &result(OK)).await?;
             }
             "Connect" => return connect(stream, request, shared).await,
