@@ -122,7 +122,7 @@ async fn run_once(
             Ok(list) => {
                 for d in list {
                     let facts = match device::facts(addr, Some(&d.udid), device::DEADLINE).await {
-                        Ok(f) => Facts::Known(f),
+                        Ok(f) => Facts::Known(Box::new(f)),
                         Err(e) if e.is_refusal() => Facts::Refused(e),
                         Err(_) => Facts::Pending,
                     };

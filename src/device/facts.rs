@@ -28,7 +28,23 @@ pub struct DeviceFacts {
     /// The "Sync with this iPhone over Wi-Fi" switch.
     pub wifi_sync: Option<bool>,
     pub battery: Option<Battery>,
+    /// The cellular identifiers a backup's Info.plist carries, when the
+    /// phone has them: IMEI, MEID, ICCID and its phone number.
+    pub cellular: Cellular,
+    /// `com.apple.mobile.iTunes`'s MinITunesVersion: the oldest iTunes the
+    /// phone works with, which backup tools write as Info.plist's
+    /// `iTunes Version`.
+    pub min_itunes_version: Option<String>,
     pub read_at: Timestamp,
+}
+
+/// Root values of a phone with a cellular modem.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Cellular {
+    pub imei: Option<String>,
+    pub meid: Option<String>,
+    pub iccid: Option<String>,
+    pub phone_number: Option<String>,
 }
 
 /// `com.apple.disk_usage`.
@@ -73,6 +89,7 @@ pub struct Domains {
     pub backup: Option<Dictionary>,
     pub wireless: Option<Dictionary>,
     pub battery: Option<Dictionary>,
+    pub itunes: Option<Dictionary>,
 }
 
 pub fn parse(udid: &str, link: Link, domains: &Domains, read_at: Timestamp) -> DeviceFacts {
@@ -122,6 +139,16 @@ pub fn parse(udid: &str, link: Link, domains: &Domains, read_at: Timestamp) -> D
             .as_ref()
             .and_then(|d| flag(d, "EnableWifiConnections")),
         battery,
+        cellular: Cellular {
+            imei: text(root, "InternationalMobileEquipmentIdentity"),
+            meid: text(root, "MobileEquipmentIdentifier"),
+            iccid: text(root, "IntegratedCircuitCardIdentity"),
+            phone_number: text(root, "PhoneNumber"),
+        },
+        min_itunes_version: domains
+            .itunes
+            .as_ref()
+            .and_then(|d| text(d, "MinITunesVersion")),
         read_at,
     }
 }

@@ -316,6 +316,7 @@ pub async fn facts(
         ("com.apple.mobile.backup", &mut domains.backup),
         ("com.apple.mobile.wireless_lockdown", &mut domains.wireless),
         ("com.apple.mobile.battery", &mut domains.battery),
+        ("com.apple.mobile.iTunes", &mut domains.itunes),
     ] {
         // A domain the phone does not have is unknown, not a failure; a
         // dropped connection or a time-out is.
@@ -458,6 +459,130 @@ pub async fn restart_phone(
     .await?;
     let mut relay = idevice::diagnostics_relay::DiagnosticsRelayClient::new(guarded(idevice)?);
     within(deadline, "Restart", relay.restart()).await
+}
+
+/// An app on the phone, as a backup's Info.plist lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    pub bundle_id: String,
+    /// The App Store licence (`ApplicationSINF`), opaque.
+    pub sinf: Option<Vec<u8>>,
+    /// `iTunesMetadata`, a plist the App Store wrote.
+    pub metadata: Option<Vec<u8>>,
+    /// The home-screen icon, PNG.
+    pub icon: Option<Vec<u8>>,
+}
+
+/// More apps than this is not a phone's list; the rest are left out.
+const MAX_APPS: usize = 10_000;
+
+/// The phone's user apps from installation_proxy's `Browse`, with each
+/// licensed app's icon from springboardservices, as Finder and
+/// idevicebackup2 gather them for Info.plist. Every reply is a bounded,
+/// budgeted plist frame (`wire`).
+pub async fn apps(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<Vec<AppRecord>, DeviceError> {
+    use plist::Dictionary;
+    let io =
+        |what: &'static str| move |e: std::io::Error| DeviceError::Protocol(format!("{what}: {e}"));
+    let (idevice, _) = connect_service(
+        addr,
+        udid,
+        "com.apple.mobile.installation_proxy",
+        false,
+        deadline,
+    )
+    .await?;
+    let mut socket = idevice.get_socket().ok_or(DeviceError::Detached)?;
+    let mut options = Dictionary::new();
+    options.insert("ApplicationType".into(), "User".into());
+    options.insert(
+        "ReturnAttributes".into(),
+        Value::Array(
+            ["CFBundleIdentifier", "ApplicationSINF", "iTunesMetadata"]
+                .map(Value::from)
+                .to_vec(),
+        ),
+    );
+    let mut browse = Dictionary::new();
+    browse.insert("Command".into(), "Browse".into());
+    browse.insert("ClientOptions".into(), Value::Dictionary(options));
+    let browse = async {
+        crate::wire::write_plist(&mut socket, &Value::Dictionary(browse), false).await?;
+        let mut apps = Vec::new();
+        while let Some(reply) = crate::wire::read_plist(&mut socket).await? {
+            let reply = reply.into_dictionary().unwrap_or_default();
+            if let Some(error) = reply.get("Error").and_then(Value::as_string) {
+                return Err(std::io::Error::other(format!("the phone answered {error}")));
+            }
+            let list = reply.get("CurrentList").and_then(Value::as_array);
+            for app in list.into_iter().flatten().filter_map(Value::as_dictionary) {
+                let data = |k: &str| app.get(k).and_then(Value::as_data).map(<[u8]>::to_vec);
+                if let Some(id) = app.get("CFBundleIdentifier").and_then(Value::as_string)
+                    && apps.len() < MAX_APPS
+                {
+                    apps.push(AppRecord {
+                        bundle_id: id.to_owned(),
+                        sinf: data("ApplicationSINF"),
+                        metadata: data("iTunesMetadata"),
+                        icon: None,
+                    });
+                }
+            }
+            if reply.get("Status").and_then(Value::as_string) == Some("Complete") {
+                return Ok(apps);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the list of apps ended early",
+        ))
+    };
+    let mut apps = tokio::time::timeout(deadline, browse)
+        .await
+        .map_err(|_| DeviceError::Timeout {
+            what: "the list of apps",
+            after: deadline,
+        })?
+        .map_err(io("installation_proxy"))?;
+    if !apps
+        .iter()
+        .any(|a| a.sinf.is_some() && a.metadata.is_some())
+    {
+        return Ok(apps);
+    }
+    let (idevice, _) =
+        connect_service(addr, udid, "com.apple.springboardservices", false, deadline).await?;
+    let mut socket = idevice.get_socket().ok_or(DeviceError::Detached)?;
+    for app in apps
+        .iter_mut()
+        .filter(|a| a.sinf.is_some() && a.metadata.is_some())
+    {
+        let mut ask = Dictionary::new();
+        ask.insert("command".into(), "getIconPNGData".into());
+        ask.insert("bundleId".into(), app.bundle_id.clone().into());
+        let icon = async {
+            crate::wire::write_plist(&mut socket, &Value::Dictionary(ask), false).await?;
+            crate::wire::read_plist(&mut socket).await
+        };
+        let reply = tokio::time::timeout(deadline, icon)
+            .await
+            .map_err(|_| DeviceError::Timeout {
+                what: "an app's icon",
+                after: deadline,
+            })?
+            .map_err(io("springboardservices"))?;
+        app.icon = reply
+            .as_ref()
+            .and_then(Value::as_dictionary)
+            .and_then(|d| d.get("pngData"))
+            .and_then(Value::as_data)
+            .map(<[u8]>::to_vec);
+    }
+    Ok(apps)
 }
 
 /// The pair record usbmuxd keeps for a phone.

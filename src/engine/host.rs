@@ -256,9 +256,14 @@ impl Drop for BackupLock {
     }
 }
 
-/// The Info.plist a backup folder starts with, from the phone's facts, as
-/// iTunes and idevicebackup2 write it before a backup.
-pub fn info_plist(facts: &DeviceFacts, now: jiff::Timestamp) -> Value {
+/// The Info.plist a backup folder starts with, from the phone's facts and
+/// apps, with the keys Finder, iTunes and idevicebackup2 write before a
+/// backup (libimobiledevice `tools/idevicebackup2.c`, `mobilebackup_factory_info_plist_new`).
+pub fn info_plist(
+    facts: &DeviceFacts,
+    apps: &[crate::device::AppRecord],
+    now: jiff::Timestamp,
+) -> Value {
     let mut d = Dictionary::new();
     let mut text = |k: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -271,6 +276,10 @@ pub fn info_plist(facts: &DeviceFacts, now: jiff::Timestamp) -> Value {
     text("Product Type", &facts.product_type);
     text("Product Version", &facts.ios_version);
     text("Serial Number", &facts.serial);
+    text("IMEI", &facts.cellular.imei);
+    text("MEID", &facts.cellular.meid);
+    text("ICCID", &facts.cellular.iccid);
+    text("Phone Number", &facts.cellular.phone_number);
     d.insert("GUID".into(), guid(&facts.udid).into());
     d.insert("Last Backup Date".into(), crate::synthetic::plist_date(now));
     d.insert("Target Identifier".into(), facts.udid.clone().into());
@@ -278,6 +287,43 @@ pub fn info_plist(facts: &DeviceFacts, now: jiff::Timestamp) -> Value {
     d.insert(
         "Unique Identifier".into(),
         facts.udid.to_ascii_uppercase().into(),
+    );
+    d.insert(
+        "Installed Applications".into(),
+        Value::Array(apps.iter().map(|a| a.bundle_id.clone().into()).collect()),
+    );
+    // Licensed apps with their licence, metadata and icon: what a restore
+    // reinstalls them from.
+    let mut applications = Dictionary::new();
+    for app in apps {
+        let (Some(sinf), Some(metadata)) = (&app.sinf, &app.metadata) else {
+            continue;
+        };
+        let mut entry = Dictionary::new();
+        entry.insert("ApplicationSINF".into(), Value::Data(sinf.clone()));
+        entry.insert("iTunesMetadata".into(), Value::Data(metadata.clone()));
+        if let Some(icon) = &app.icon {
+            entry.insert("PlaceholderIcon".into(), Value::Data(icon.clone()));
+        }
+        applications.insert(app.bundle_id.clone(), Value::Dictionary(entry));
+    }
+    d.insert("Applications".into(), Value::Dictionary(applications));
+    // Unstuck syncs no iTunes media or settings: both are empty, as
+    // idevicebackup2 writes them for a phone without them.
+    d.insert("iTunes Files".into(), Value::Dictionary(Dictionary::new()));
+    d.insert(
+        "iTunes Settings".into(),
+        Value::Dictionary(Dictionary::new()),
+    );
+    // The phone's MinITunesVersion; idevicebackup2 writes "10.0.1" when the
+    // phone does not say.
+    d.insert(
+        "iTunes Version".into(),
+        facts
+            .min_itunes_version
+            .clone()
+            .unwrap_or_else(|| "10.0.1".to_owned())
+            .into(),
     );
     Value::Dictionary(d)
 }

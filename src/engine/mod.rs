@@ -316,7 +316,15 @@ async fn backup_run(
         asks_for_passcode: passcode,
     });
     let work = async {
-        write_info_plist(&options.dest, &run.facts).map_err(io_at(&folder))?;
+        // The apps are Info.plist's; a phone that will not list them still
+        // gets its backup.
+        let apps = device::apps(addr, Some(&udid), device::DEADLINE)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the phone's apps could not be listed for Info.plist");
+                Vec::new()
+            });
+        write_info_plist(&options.dest, &run.facts, &apps).map_err(io_at(&folder))?;
         attempts(addr, &udid, options, passcode, events).await
     };
     let result = tokio::select! {
@@ -483,13 +491,17 @@ pub fn recover_stopped_runs(root: &Path) -> Vec<(PathBuf, Result<(), String>)> {
 
 /// Writes the folder's Info.plist the way every file of a backup is written:
 /// through the phone's folder, to a part file renamed into place.
-fn write_info_plist(dest: &Path, facts: &device::DeviceFacts) -> std::io::Result<()> {
+fn write_info_plist(
+    dest: &Path,
+    facts: &device::DeviceFacts,
+    apps: &[device::AppRecord],
+) -> std::io::Result<()> {
     let mut folder = PhoneFolder::new(dest, &facts.udid);
     let path = folder
         .resolve(&format!("{}/Info.plist", facts.udid), folder::Use::Write)
         .map_err(|r| std::io::Error::new(std::io::ErrorKind::InvalidInput, r.to_string()))?;
     let mut part = folder.create(&path)?;
-    host::info_plist(facts, jiff::Timestamp::now())
+    host::info_plist(facts, apps, jiff::Timestamp::now())
         .to_writer_xml(&mut part)
         .map_err(std::io::Error::other)?;
     part.commit()

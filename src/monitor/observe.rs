@@ -106,7 +106,7 @@ pub type AttachedPhones = HashMap<String, (AttachedDevice, Facts)>;
 pub enum Facts {
     /// Not asked yet, or no answer yet.
     Pending,
-    Known(DeviceFacts),
+    Known(Box<DeviceFacts>),
     /// It refused: locked, not trusted, or usbmuxd has no pairing for it.
     Refused(crate::device::DeviceError),
 }

@@ -350,7 +350,7 @@ fn ask_for_facts(
 ) {
     tokio::spawn(async move {
         let facts = match device::facts(&addr, Some(&udid), device::DEADLINE).await {
-            Ok(f) => Facts::Known(f),
+            Ok(f) => Facts::Known(Box::new(f)),
             Err(e) if e.is_refusal() => Facts::Refused(e),
             // Gone, or a fault of the moment: the next attach asks again.
             Err(_) => Facts::Pending,
