@@ -32,6 +32,9 @@ mod notify;
 mod packaging;
 /// The simulated iPhone, checked by libimobiledevice's tools (written by others).
 mod peers;
+/// The simulated iPhone and Unstuck's backups, checked by Python clients and
+/// readers (pymobiledevice3, iOSbackup, pyiosbackup, iphone-backup-decrypt, mvt).
+mod pypeers;
 /// The reader never changes a byte or a timestamp inside a backup.
 mod read_only;
 /// Ctrl-C, SIGTERM, SIGHUP and SIGKILL during `unstuck backup`.
