@@ -346,6 +346,37 @@ fn python_readers_open_unstuck_backups_as_they_open_idevicebackup2_ones() {
     );
     assert!(text(&out).contains("Backup Successful"), "{}", text(&out));
 
+    // Unstuck's Info.plist has every key the two other clients write for
+    // the same phone.
+    let pmd3_dir = tempfile::tempdir().unwrap();
+    let out = pmd3(
+        &running,
+        &py,
+        &[
+            "backup2",
+            "backup",
+            "--full",
+            pmd3_dir.path().to_str().unwrap(),
+        ],
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let keys = |root: &Path| -> std::collections::BTreeSet<String> {
+        let value = plist::Value::from_file(root.join(UDID).join("Info.plist")).unwrap();
+        value.into_dictionary().unwrap().keys().cloned().collect()
+    };
+    let unstucks = keys(ours.path());
+    for (client, theirs) in [
+        ("idevicebackup2", keys(theirs.path())),
+        ("pymobiledevice3", keys(pmd3_dir.path())),
+    ] {
+        let missing: Vec<&String> = theirs.difference(&unstucks).collect();
+        assert!(
+            missing.is_empty(),
+            "{client} writes {missing:?}, Unstuck does not"
+        );
+    }
+
     let work = tempfile::tempdir().unwrap();
     for reader in ["iosbackup", "pyiosbackup"] {
         let a = work.path().join(format!("{reader}-unstuck"));
@@ -508,4 +539,81 @@ fn pymobiledevice3_pairs_once_the_user_taps_trust() {
     let _programs = crate::util::backup_programs_lock();
     let dir = tempfile::tempdir().unwrap();
     unstuck_backup(&running, dir.path());
+}
+
+#[test]
+fn pymobiledevice3_backs_up_in_every_scenario_a_phone_would_allow() {
+    let test = "pymobiledevice3_backs_up_in_every_scenario_a_phone_would_allow";
+    let Some(py) = python(test) else { return };
+    let _programs = crate::util::backup_programs_lock();
+    // (scenario, whether the backup finishes): a phone that does not trust
+    // the computer yet lets it pair (the simulated user taps Trust).
+    let cases = [
+        ("healthy", true),
+        ("slow", true),
+        ("stall-at-40", true),
+        ("wrong-password", true),
+        ("untrusted", true),
+        ("unpaired", true),
+        ("unplug-at-70", false),
+        ("host-disk-full", false),
+        ("passcode-wait", false),
+        ("locked", false),
+    ];
+    let mut wrong = Vec::new();
+    for (name, finishes) in cases {
+        let mut c = unstuck::sim::scenario(name).unwrap();
+        c.content.files = 40;
+        c.content.file_size = 3000;
+        // Waits of seconds instead of minutes.
+        c.throughput = (name == "slow").then_some(60_000);
+        if let Some(stall) = &mut c.stall {
+            stall.duration = Duration::from_secs(3);
+        }
+        if let Some(wait) = &mut c.passcode_wait {
+            *wait = Duration::from_secs(2);
+        }
+        c.trust_after = Some(Duration::from_secs(1));
+        c.fit_storage_to_content();
+        let udid = c.udid.clone();
+        let encrypted = c.will_encrypt;
+        let running = start(c);
+        let dir = tempfile::tempdir().unwrap();
+        let out = pmd3(
+            &running,
+            &py,
+            &["backup2", "backup", "--full", dir.path().to_str().unwrap()],
+            Duration::from_secs(90),
+        );
+        let status = std::fs::read(dir.path().join(&udid).join("Status.plist"))
+            .ok()
+            .and_then(|b| unstuck::backup_folder::plists::parse_status(&b).ok());
+        let complete = out.status.success()
+            && status.is_some_and(|s| {
+                s.snapshot_state == Some(unstuck::backup_folder::SnapshotState::Finished)
+            })
+            && running.sim.events().iter().any(
+                |e| matches!(e, SimEvent::BackupFinished { error_code: 0, files } if *files == 40),
+            );
+        if complete != finishes {
+            wrong.push(format!(
+                "{name}: expected finished={finishes}\n{}",
+                text(&out)
+            ));
+            continue;
+        }
+        if encrypted {
+            let manifest = unstuck::backup_folder::plists::read_manifest(
+                &dir.path().join(&udid).join("Manifest.plist"),
+            )
+            .unwrap();
+            assert_eq!(manifest.is_encrypted, Some(true), "{name}");
+        }
+        if matches!(name, "untrusted" | "unpaired")
+            && !running.sim.events().contains(&SimEvent::Trusted)
+        {
+            wrong.push(format!("{name}: finished without pairing"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
 }
