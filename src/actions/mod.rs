@@ -17,6 +17,17 @@ pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
     "Turn encryption back on with a new password (`unstuck encryption on`).",
 ];
 
+/// [`FORGOTTEN_PASSWORD_STEPS`] numbered, one per line, each line starting
+/// with `indent`.
+pub fn forgotten_password_steps(indent: &str) -> String {
+    FORGOTTEN_PASSWORD_STEPS
+        .iter()
+        .enumerate()
+        .map(|(n, s)| format!("{indent}{}. {s}", n + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The fixes by name; defined with the monitor's plain data, which
 /// recommends them, and used by the menu, notifications and `unstuck fix`.
 pub use crate::monitor::Action;

@@ -229,12 +229,7 @@ fn check(
             Ok(ExitCode::SUCCESS)
         }
         Checked::NotFound { tried, each } => {
-            let steps = crate::actions::FORGOTTEN_PASSWORD_STEPS
-                .iter()
-                .enumerate()
-                .map(|(n, s)| format!("  {}. {s}", n + 1))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let steps = crate::actions::forgotten_password_steps("  ");
             eprintln!(
                 "None of the {} is the backup password of {name} ({} each).\nIf the password is lost, the way out is on the iPhone (the backups made with it stay locked):\n{steps}",
                 humanize::count_noun(tried as u64, "candidate"),

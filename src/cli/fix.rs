@@ -323,9 +323,7 @@ pub fn run(ctx: &Context, fix: Action, o: FixOptions) -> Result<ExitCode> {
                     );
                     println!("{}", actions::TRY_PASSWORDS_FIRST);
                     println!("Forgot it?");
-                    for (n, step) in actions::FORGOTTEN_PASSWORD_STEPS.iter().enumerate() {
-                        println!("  {}. {step}", n + 1);
-                    }
+                    println!("{}", actions::forgotten_password_steps("  "));
                 }
                 Some(false) => println!(
                     "Backups of {name} are not encrypted. Encrypted backups also keep passwords, Health and Wi-Fi settings: unstuck encryption on"

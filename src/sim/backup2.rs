@@ -669,11 +669,7 @@ fn previous_backup(
         }
         None => db,
     };
-    let file = tempfile::NamedTempFile::new().ok()?;
-    std::fs::write(file.path(), db).ok()?;
-    let mut conn = rusqlite::Connection::open(file.path()).ok()?;
-    // The host's database is as untrusted as a backup's.
-    crate::backup_folder::manifest_db::guard(&mut conn).ok()?;
+    let (_file, conn) = open_host_db(db)?;
     let mut query = conn.prepare("SELECT fileID, file FROM Files").ok()?;
     let rows = query
         .query_map([], |row| {
@@ -778,13 +774,20 @@ async fn describe(
     }
 }
 
-/// "Domain,Path,Size" lines for the files a Manifest.db lists.
-fn list_manifest(db: &[u8]) -> Option<String> {
+/// A Manifest.db the host sent, opened from a temporary copy under the
+/// reader's guard: the host's database is as untrusted as a backup's. The
+/// copy goes when the returned file does.
+pub(crate) fn open_host_db(db: &[u8]) -> Option<(tempfile::NamedTempFile, rusqlite::Connection)> {
     let file = tempfile::NamedTempFile::new().ok()?;
     std::fs::write(file.path(), db).ok()?;
     let mut conn = rusqlite::Connection::open(file.path()).ok()?;
-    // The host's database is as untrusted as a backup's.
     crate::backup_folder::manifest_db::guard(&mut conn).ok()?;
+    Some((file, conn))
+}
+
+/// "Domain,Path,Size" lines for the files a Manifest.db lists.
+fn list_manifest(db: &[u8]) -> Option<String> {
+    let (_file, conn) = open_host_db(db)?;
     let mut query = conn
         .prepare("SELECT domain, relativePath, file FROM Files WHERE flags = 1 ORDER BY domain, relativePath")
         .ok()?;

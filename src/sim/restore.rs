@@ -16,7 +16,7 @@ use plist::{Dictionary, Value};
 use sha2::{Digest, Sha256};
 
 use super::backup2::{
-    content_seed, download_files, mbfile_number, process_message, response, template,
+    content_seed, download_files, mbfile_number, open_host_db, process_message, response, template,
 };
 use super::conn::Conn;
 use super::{Shared, SimEvent};
@@ -179,11 +179,7 @@ struct Row {
 
 /// The regular files (flags 1) a Manifest.db lists.
 fn files_of(db: &[u8]) -> Option<Vec<Row>> {
-    let file = tempfile::NamedTempFile::new().ok()?;
-    std::fs::write(file.path(), db).ok()?;
-    let mut conn = rusqlite::Connection::open(file.path()).ok()?;
-    // The host's database is as untrusted as a backup's.
-    crate::backup_folder::manifest_db::guard(&mut conn).ok()?;
+    let (_file, conn) = open_host_db(db)?;
     let mut query = conn
         .prepare("SELECT fileID, relativePath, file FROM Files WHERE flags = 1 ORDER BY fileID")
         .ok()?;

@@ -82,12 +82,7 @@ pub fn encryption(facts: &DeviceFacts) -> Message {
     let name = facts.name.as_deref().unwrap_or("the iPhone");
     let body = match facts.backup.will_encrypt {
         Some(true) => {
-            let steps = actions::FORGOTTEN_PASSWORD_STEPS
-                .iter()
-                .enumerate()
-                .map(|(n, s)| format!("{}. {s}", n + 1))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let steps = actions::forgotten_password_steps("");
             format!(
                 "Backups of {name} are encrypted. To change the password or turn it off: unstuck encryption change | off.\n{}\nForgot the password?\n{steps}",
                 actions::TRY_PASSWORDS_FIRST
