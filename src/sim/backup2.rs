@@ -1,5 +1,5 @@
-//! The device side of mobilebackup2. After the DeviceLink version exchange
-//! the host says Hello and asks for a Backup; from then on the device drives:
+//! The device side of a mobilebackup2 Backup (`mobilebackup2.rs` takes the
+//! request), and the DeviceLink messages every request uses. The device drives:
 //! it downloads what the host has of the last backup, asks for free space,
 //! creates the hashed folders, uploads files in batches, then Manifest.db,
 //! Manifest.plist and a finished Status.plist, and ends with a
@@ -36,70 +36,11 @@ const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
 /// `MBFile.LastModified` of a file that never changed.
 const BASE_MTIME: u64 = 1_700_000_000;
 
-fn invalid(why: impl Into<String>) -> io::Error {
+pub(crate) fn invalid(why: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why.into())
 }
 
-pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()> {
-    send(
-        &mut conn,
-        vec![
-            "DLMessageVersionExchange".into(),
-            300u64.into(),
-            0u64.into(),
-        ],
-    )
-    .await?;
-    let reply = receive(&mut conn).await?;
-    let ok = reply.get(1).and_then(Value::as_string) == Some("DLVersionsOk");
-    if tag(&reply) != "DLMessageVersionExchange" || !ok {
-        return Err(invalid("the host did not accept the DeviceLink version"));
-    }
-    send(&mut conn, vec!["DLMessageDeviceReady".into()]).await?;
-
-    loop {
-        let message = match wire::read_plist(&mut conn).await? {
-            Some(Value::Array(a)) => a,
-            Some(_) => return Err(invalid("a DeviceLink message that is not an array")),
-            None => return Ok(()),
-        };
-        match tag(&message) {
-            "DLMessageProcessMessage" => {
-                let request = message
-                    .get(1)
-                    .and_then(Value::as_dictionary)
-                    .cloned()
-                    .unwrap_or_default();
-                let name = request
-                    .get("MessageName")
-                    .and_then(Value::as_string)
-                    .unwrap_or("");
-                match name {
-                    "Hello" => {
-                        let mut response = response(0, None);
-                        response.insert("ProtocolVersion".into(), Value::Real(2.1));
-                        process_message(&mut conn, response).await?;
-                    }
-                    "Backup" => backup(&mut conn, shared, &request).await?,
-                    "Restore" => super::restore::restore(&mut conn, shared, &request).await?,
-                    "ChangePassword" => change_password(&mut conn, shared, &request).await?,
-                    "Info" | "List" => {
-                        describe(&mut conn, shared, &request, name == "List").await?
-                    }
-                    other => {
-                        let description =
-                            format!("{other} is not supported by the simulated iPhone");
-                        process_message(&mut conn, response(1, Some(&description))).await?;
-                    }
-                }
-            }
-            "DLMessageDisconnect" => return Ok(()),
-            other => tracing::debug!(message = other, "sim mobilebackup2 ignored a message"),
-        }
-    }
-}
-
-fn tag(message: &[Value]) -> &str {
+pub(crate) fn tag(message: &[Value]) -> &str {
     message.first().and_then(Value::as_string).unwrap_or("")
 }
 
@@ -125,7 +66,7 @@ pub(crate) async fn process_message(conn: &mut Conn, body: Dictionary) -> io::Re
     .await
 }
 
-async fn receive(conn: &mut Conn) -> io::Result<Vec<Value>> {
+pub(crate) async fn receive(conn: &mut Conn) -> io::Result<Vec<Value>> {
     match wire::read_plist(conn).await? {
         Some(Value::Array(a)) => Ok(a),
         Some(_) => Err(invalid("a DeviceLink message that is not an array")),
@@ -175,7 +116,11 @@ async fn finish(
 }
 
 /// The phone's side of one backup.
-async fn backup(conn: &mut Conn, shared: &Arc<Shared>, request: &Dictionary) -> io::Result<()> {
+pub(crate) async fn backup(
+    conn: &mut Conn,
+    shared: &Arc<Shared>,
+    request: &Dictionary,
+) -> io::Result<()> {
     let config = shared.config();
     let udid = request
         .get("TargetIdentifier")
@@ -728,7 +673,7 @@ impl Pacer {
 /// Info and List: the phone reads the host's backup and describes it —
 /// its Info.plist, or the files its Manifest.db lists — so a backup can be
 /// checked from the host. A backup the phone cannot read is error 205.
-async fn describe(
+pub(crate) async fn describe(
     conn: &mut Conn,
     shared: &Arc<Shared>,
     request: &Dictionary,
@@ -811,7 +756,7 @@ fn list_manifest(db: &[u8]) -> Option<String> {
 /// ChangePassword: with no OldPassword it turns encryption on, with no
 /// NewPassword off, with both it changes the password. The phone checks the
 /// old password: a wrong one is error 207.
-async fn change_password(
+pub(crate) async fn change_password(
     conn: &mut Conn,
     shared: &Arc<Shared>,
     request: &Dictionary,

@@ -433,7 +433,7 @@ pub(crate) async fn serve_service(
             if ssl {
                 conn.start_tls(shared, shared.config().tls_fault).await?;
             }
-            super::backup2::serve(conn, shared).await
+            super::mobilebackup2::serve(conn, shared).await
         }
         Service::NotificationProxy => notification_proxy(conn).await,
         Service::DiagnosticsRelay => diagnostics_relay(conn, shared).await,

@@ -13,6 +13,7 @@ mod conn;
 mod hostile;
 mod identity;
 mod lockdown;
+mod mobilebackup2;
 mod protection;
 mod restore;
 mod scenario;
