@@ -5,12 +5,12 @@
 //! will do and asks through [`Confirm`] before anything that cannot be
 //! undone; the deciding parts are plain functions over facts.
 
-/// What to do when the backup password is forgotten: Apple's own path, which
-/// removes the password without erasing data.
 /// Before resetting anything: the passwords one might have used, tried
 /// against a backup on this computer, with no phone.
-pub const TRY_PASSWORDS_FIRST: &str = "Not sure? Try the passwords you might have used against a backup on this computer first: `unstuck encryption check` (no phone needed; about 1.5 s per password).";
+pub const TRY_PASSWORDS_FIRST: &str = "Not sure? Try the passwords you might have used against a backup on this computer first: `unstuck encryption check` (no phone needed; a second or more per password).";
 
+/// What to do when the backup password is forgotten: Apple's own path, which
+/// removes the password without erasing data.
 pub const FORGOTTEN_PASSWORD_STEPS: [&str; 3] = [
     "On the iPhone: Settings → General → Transfer or Reset iPhone → Reset → Reset All Settings (your data stays; settings such as Wi-Fi passwords and wallpaper are reset).",
     "Unlock the iPhone and enter its passcode when asked: this removes the backup password.",

@@ -2,7 +2,7 @@
 //! backup password (on, off, change, through the phone), and `check`,
 //! which tries passwords against a backup's keybag with no phone attached.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -22,9 +22,11 @@ use crate::humanize;
 /// Exit code when no candidate is the password (as for the phone's 207).
 const NOT_THE_PASSWORD: u8 = 13;
 /// Candidates read from standard input: at most this many, each at most
-/// `MAX_LINE` bytes (at about a second each, more would take weeks).
-const MAX_CANDIDATES: usize = 1_000_000;
+/// `MAX_LINE` bytes (at about a second each, more would take days), and
+/// never more than `MAX_INPUT` bytes in all.
+const MAX_CANDIDATES: usize = 100_000;
 const MAX_LINE: usize = 1024;
+const MAX_INPUT: usize = 16 * 1024 * 1024;
 
 /// What `unstuck encryption` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,7 +98,7 @@ pub fn encryption(
         }
         EncryptionAction::Off => (Some(passwords.ask("Current backup password: ")?), None),
         // Answered above, before the phone is asked anything.
-        EncryptionAction::Check => return check(ctx, udid, backup, stdin),
+        EncryptionAction::Check => return check(ctx, udid, None, stdin),
         EncryptionAction::Change => {
             let old = passwords.ask("Current backup password: ")?;
             (Some(old), Some(passwords.new_password()?))
@@ -228,6 +230,10 @@ fn check(
             }
             Ok(ExitCode::SUCCESS)
         }
+        Checked::NoneTried => {
+            eprintln!("No password was tried.");
+            Ok(ExitCode::SUCCESS)
+        }
         Checked::NotFound { tried, each } => {
             let steps = crate::actions::forgotten_password_steps("  ");
             eprintln!(
@@ -253,26 +259,49 @@ enum Checked {
         tried: usize,
         each: Duration,
     },
+    /// Enter alone at the first prompt.
+    NoneTried,
 }
 
 /// Tries each line of `input` (a line is a candidate as it stands, without
 /// its line ending; empty lines are skipped), with a progress bar.
-fn check_lines(bag: &Keybag, input: impl BufRead) -> Result<Checked> {
+fn check_lines(bag: &Keybag, mut input: impl BufRead) -> Result<Checked> {
     let mut candidates: Vec<(usize, Zeroizing<String>)> = Vec::new();
-    for (n, line) in input.split(b'\n').enumerate() {
-        let mut line =
-            Zeroizing::new(line.context("cannot read the candidates from standard input")?);
+    let mut total = 0usize;
+    for n in 0.. {
+        // A line is read no further than its bound, so input without line
+        // ends cannot fill memory.
+        let mut line = Zeroizing::new(Vec::new());
+        let read = input
+            .by_ref()
+            .take(MAX_LINE as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .context("cannot read the candidates from standard input")?;
+        if read == 0 {
+            break;
+        }
+        total += read;
+        if total > MAX_INPUT {
+            bail!(
+                "standard input holds more than {} of candidates; split the list",
+                humanize::bytes(MAX_INPUT as u64)
+            );
+        }
+        let ended = line.last() == Some(&b'\n');
+        if ended {
+            line.pop();
+        }
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        if line.is_empty() {
-            continue;
-        }
-        if line.len() > MAX_LINE {
+        if line.len() > MAX_LINE || (!ended && read > MAX_LINE) {
             bail!(
                 "line {} of standard input is longer than {MAX_LINE} bytes: it is not a password",
                 n + 1
             );
+        }
+        if line.is_empty() {
+            continue;
         }
         if candidates.len() == MAX_CANDIDATES {
             bail!(
@@ -280,8 +309,11 @@ fn check_lines(bag: &Keybag, input: impl BufRead) -> Result<Checked> {
                 humanize::count(MAX_CANDIDATES as u64)
             );
         }
-        let text = String::from_utf8(std::mem::take(&mut *line))
-            .map_err(|_| anyhow::anyhow!("line {} of standard input is not UTF-8 text", n + 1))?;
+        let text = String::from_utf8(std::mem::take(&mut *line)).map_err(|e| {
+            // The bytes are wiped before the error goes up.
+            drop(Zeroizing::new(e.into_bytes()));
+            anyhow::anyhow!("line {} of standard input is not UTF-8 text", n + 1)
+        })?;
         candidates.push((n + 1, Zeroizing::new(text)));
     }
     if candidates.is_empty() {
@@ -336,6 +368,9 @@ fn check_prompted(bag: &Keybag) -> Result<Checked> {
                 .context("cannot read the password from the terminal")?,
         );
         if candidate.is_empty() {
+            if tried == 0 {
+                return Ok(Checked::NoneTried);
+            }
             let each = spent.checked_div(tried as u32).unwrap_or_default();
             return Ok(Checked::NotFound { tried, each });
         }
@@ -386,6 +421,10 @@ fn encrypted_backup(
                 ),
             };
         }
+        Some(path) if !path.exists() => bail!(
+            "{} does not exist; name the backup folder of the phone (the one named by its UDID)",
+            path.display()
+        ),
         Some(path) if path.is_dir() => vec![path.to_owned()],
         Some(path) => bail!(
             "{} is not a backup folder (it has no Manifest.plist); name the phone's folder, the one named by its UDID",
@@ -396,6 +435,7 @@ fn encrypted_backup(
     let wanted =
         udid.map(|u| crate::backup_folder::normalize_udid(u).unwrap_or_else(|| u.to_owned()));
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for root in &roots {
         let Ok(entries) = std::fs::read_dir(root) else {
             continue;
@@ -411,8 +451,10 @@ fn encrypted_backup(
             if !path.join("Manifest.plist").is_file() {
                 continue;
             }
-            if let Ok(Some(backup)) = read_encrypted(&path) {
-                found.push(backup);
+            match read_encrypted(&path) {
+                Ok(Some(backup)) => found.push(backup),
+                Ok(None) => {}
+                Err(e) => unreadable.push(e.to_string()),
             }
         }
     }
@@ -423,8 +465,12 @@ fn encrypted_backup(
         .join(", ");
     match found.len() {
         0 => bail!(
-            "no encrypted backup{} in {place}; name one with --backup FOLDER",
-            wanted.map(|u| format!(" of {u}")).unwrap_or_default()
+            "no encrypted backup{} in {place}; name one with --backup FOLDER{}",
+            wanted.map(|u| format!(" of {u}")).unwrap_or_default(),
+            unreadable
+                .iter()
+                .map(|e| format!("\n  {e}"))
+                .collect::<String>()
         ),
         1 => Ok(found.remove(0)),
         _ => bail!(
@@ -470,6 +516,18 @@ mod tests {
         Keybag::build(b"correct horse", &keys, b"test", 10, 10)
     }
 
+    /// "pw\n" for ever.
+    struct RepeatLines;
+
+    impl std::io::Read for RepeatLines {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = b"pw\n"[i % 3];
+            }
+            Ok(buf.len() - buf.len() % 3)
+        }
+    }
+
     #[test]
     fn the_right_line_is_named_and_blank_lines_are_skipped() {
         let input = b"hunter2\r\n\nTr0ub4dor&3\ncorrect horse\nnever tried\n";
@@ -498,6 +556,15 @@ mod tests {
         let long = vec![b'x'; MAX_LINE + 1];
         let err = check_lines(&bag(), &long[..]).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains("longer"), "{err}");
+        // Endless input without a line end stops at the first line's bound.
+        let endless = std::io::BufReader::new(std::io::repeat(b'x'));
+        let err = check_lines(&bag(), endless).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("longer"), "{err}");
+        // Endless short lines stop at the count of candidates.
+        let err = check_lines(&bag(), std::io::BufReader::new(RepeatLines))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("split the list"), "{err}");
         let err = check_lines(&bag(), &b"ok\n\xff\xfe\n"[..])
             .unwrap_err()
             .to_string();

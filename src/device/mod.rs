@@ -474,20 +474,51 @@ pub struct AppRecord {
 }
 
 /// More apps than this is not a phone's list; the rest are left out.
-const MAX_APPS: usize = 10_000;
+const MAX_APPS: usize = 2_000;
+/// Bytes of licences, metadata and icons kept for Info.plist, whatever the
+/// phone sends: icons are left out first, then licences and metadata, so
+/// Info.plist stays far inside what a reader accepts (`Budget::FILE`).
+const MAX_APP_BYTES: usize = 24 * 1024 * 1024;
 
 /// The phone's user apps from installation_proxy's `Browse`, with each
 /// licensed app's icon from springboardservices, as Finder and
-/// idevicebackup2 gather them for Info.plist. Every reply is a bounded,
-/// budgeted plist frame (`wire`).
+/// idevicebackup2 gather them for Info.plist. The whole takes at most
+/// `deadline`; icons that cannot be had (a failure, time running out) are
+/// left out and the list is kept. Every reply is a bounded, budgeted plist
+/// frame (`wire`).
 pub async fn apps(
     addr: &MuxAddress,
     udid: Option<&str>,
     deadline: Duration,
 ) -> Result<Vec<AppRecord>, DeviceError> {
+    let end = tokio::time::Instant::now() + deadline;
+    let mut apps = tokio::time::timeout_at(end, browse_apps(addr, udid, deadline))
+        .await
+        .map_err(|_| DeviceError::Timeout {
+            what: "the list of apps",
+            after: deadline,
+        })??;
+    match tokio::time::timeout_at(end, add_icons(addr, udid, deadline, &mut apps)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "app icons left out"),
+        Err(_) => tracing::debug!("app icons left out: out of time"),
+    }
+    Ok(apps)
+}
+
+fn app_bytes(app: &AppRecord) -> usize {
+    [&app.sinf, &app.metadata, &app.icon]
+        .iter()
+        .map(|d| d.as_ref().map_or(0, Vec::len))
+        .sum()
+}
+
+async fn browse_apps(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+) -> Result<Vec<AppRecord>, DeviceError> {
     use plist::Dictionary;
-    let io =
-        |what: &'static str| move |e: std::io::Error| DeviceError::Protocol(format!("{what}: {e}"));
     let (idevice, _) = connect_service(
         addr,
         udid,
@@ -510,79 +541,93 @@ pub async fn apps(
     let mut browse = Dictionary::new();
     browse.insert("Command".into(), "Browse".into());
     browse.insert("ClientOptions".into(), Value::Dictionary(options));
-    let browse = async {
-        crate::wire::write_plist(&mut socket, &Value::Dictionary(browse), false).await?;
-        let mut apps = Vec::new();
-        while let Some(reply) = crate::wire::read_plist(&mut socket).await? {
-            let reply = reply.into_dictionary().unwrap_or_default();
-            if let Some(error) = reply.get("Error").and_then(Value::as_string) {
-                return Err(std::io::Error::other(format!("the phone answered {error}")));
-            }
-            let list = reply.get("CurrentList").and_then(Value::as_array);
-            for app in list.into_iter().flatten().filter_map(Value::as_dictionary) {
-                let data = |k: &str| app.get(k).and_then(Value::as_data).map(<[u8]>::to_vec);
-                if let Some(id) = app.get("CFBundleIdentifier").and_then(Value::as_string)
-                    && apps.len() < MAX_APPS
-                {
-                    apps.push(AppRecord {
-                        bundle_id: id.to_owned(),
-                        sinf: data("ApplicationSINF"),
-                        metadata: data("iTunesMetadata"),
-                        icon: None,
-                    });
-                }
-            }
-            if reply.get("Status").and_then(Value::as_string) == Some("Complete") {
-                return Ok(apps);
-            }
-        }
-        Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the list of apps ended early",
-        ))
-    };
-    let mut apps = tokio::time::timeout(deadline, browse)
+    let protocol = |e: std::io::Error| DeviceError::Protocol(format!("installation_proxy: {e}"));
+    crate::wire::write_plist(&mut socket, &Value::Dictionary(browse), false)
         .await
-        .map_err(|_| DeviceError::Timeout {
-            what: "the list of apps",
-            after: deadline,
-        })?
-        .map_err(io("installation_proxy"))?;
-    if !apps
-        .iter()
-        .any(|a| a.sinf.is_some() && a.metadata.is_some())
+        .map_err(protocol)?;
+    let mut apps = Vec::new();
+    let mut used = 0usize;
+    while let Some(reply) = crate::wire::read_plist(&mut socket)
+        .await
+        .map_err(protocol)?
     {
-        return Ok(apps);
+        let reply = reply.into_dictionary().unwrap_or_default();
+        if let Some(error) = reply.get("Error").and_then(Value::as_string) {
+            return Err(DeviceError::Protocol(format!(
+                "installation_proxy answered {error}"
+            )));
+        }
+        let list = reply.get("CurrentList").and_then(Value::as_array);
+        for app in list.into_iter().flatten().filter_map(Value::as_dictionary) {
+            let Some(id) = app.get("CFBundleIdentifier").and_then(Value::as_string) else {
+                continue;
+            };
+            if apps.len() == MAX_APPS {
+                break;
+            }
+            let data = |k: &str| app.get(k).and_then(Value::as_data).map(<[u8]>::to_vec);
+            let mut record = AppRecord {
+                bundle_id: id.to_owned(),
+                sinf: data("ApplicationSINF"),
+                metadata: data("iTunesMetadata"),
+                icon: None,
+            };
+            if used + app_bytes(&record) > MAX_APP_BYTES {
+                (record.sinf, record.metadata) = (None, None);
+            }
+            used += app_bytes(&record);
+            apps.push(record);
+        }
+        if reply.get("Status").and_then(Value::as_string) == Some("Complete") {
+            return Ok(apps);
+        }
     }
+    Err(DeviceError::Protocol(
+        "installation_proxy: the list of apps ended early".into(),
+    ))
+}
+
+/// Adds each licensed app's icon while the byte budget lasts.
+async fn add_icons(
+    addr: &MuxAddress,
+    udid: Option<&str>,
+    deadline: Duration,
+    apps: &mut [AppRecord],
+) -> Result<(), DeviceError> {
+    use plist::Dictionary;
+    let licensed = |a: &AppRecord| a.sinf.is_some() && a.metadata.is_some();
+    if !apps.iter().any(licensed) {
+        return Ok(());
+    }
+    let mut used: usize = apps.iter().map(app_bytes).sum();
     let (idevice, _) =
         connect_service(addr, udid, "com.apple.springboardservices", false, deadline).await?;
     let mut socket = idevice.get_socket().ok_or(DeviceError::Detached)?;
-    for app in apps
-        .iter_mut()
-        .filter(|a| a.sinf.is_some() && a.metadata.is_some())
-    {
+    let protocol = |e: std::io::Error| DeviceError::Protocol(format!("springboardservices: {e}"));
+    for app in apps.iter_mut().filter(|a| licensed(a)) {
         let mut ask = Dictionary::new();
         ask.insert("command".into(), "getIconPNGData".into());
         ask.insert("bundleId".into(), app.bundle_id.clone().into());
-        let icon = async {
-            crate::wire::write_plist(&mut socket, &Value::Dictionary(ask), false).await?;
-            crate::wire::read_plist(&mut socket).await
-        };
-        let reply = tokio::time::timeout(deadline, icon)
+        crate::wire::write_plist(&mut socket, &Value::Dictionary(ask), false)
             .await
-            .map_err(|_| DeviceError::Timeout {
-                what: "an app's icon",
-                after: deadline,
-            })?
-            .map_err(io("springboardservices"))?;
-        app.icon = reply
+            .map_err(protocol)?;
+        let reply = crate::wire::read_plist(&mut socket)
+            .await
+            .map_err(protocol)?;
+        let icon = reply
             .as_ref()
             .and_then(Value::as_dictionary)
             .and_then(|d| d.get("pngData"))
-            .and_then(Value::as_data)
-            .map(<[u8]>::to_vec);
+            .and_then(Value::as_data);
+        if let Some(icon) = icon {
+            if used + icon.len() > MAX_APP_BYTES {
+                return Ok(());
+            }
+            used += icon.len();
+            app.icon = Some(icon.to_vec());
+        }
     }
-    Ok(apps)
+    Ok(())
 }
 
 /// The pair record usbmuxd keeps for a phone.

@@ -318,7 +318,7 @@ async fn backup_run(
     let work = async {
         // The apps are Info.plist's; a phone that will not list them still
         // gets its backup.
-        let apps = device::apps(addr, Some(&udid), device::DEADLINE)
+        let apps = device::apps(addr, Some(&udid), APPS_DEADLINE)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "the phone's apps could not be listed for Info.plist");
@@ -488,6 +488,10 @@ pub fn recover_stopped_runs(root: &Path) -> Vec<(PathBuf, Result<(), String>)> {
     }
     out
 }
+
+/// The most the list of apps for Info.plist may take before a backup
+/// (Finder and idevicebackup2 gather the same before theirs).
+const APPS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Writes the folder's Info.plist the way every file of a backup is written:
 /// through the phone's folder, to a part file renamed into place.

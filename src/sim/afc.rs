@@ -27,6 +27,11 @@ const HEADER: u64 = 40;
 const MAX_PACKET: u64 = 16 * 1024 * 1024;
 /// The largest read a client may ask for at once.
 const MAX_READ: u64 = 1024 * 1024;
+/// The media folder holds at most this many bytes and files, and a client
+/// at most this many open files: a host cannot fill the simulator's memory.
+const MAX_STORE: usize = 64 * 1024 * 1024;
+const MAX_FILES: usize = 1024;
+const MAX_HANDLES: usize = 64;
 
 const OP_STATUS: u64 = 0x01;
 const OP_DATA: u64 = 0x02;
@@ -107,7 +112,11 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                 let mut store = lock(&shared.media);
                 // Modes: 1 r, 2 r+ (created when missing), 3 w, 4 w+, 5 a, 6 a+.
                 let exists = store.files.contains_key(&path);
+                let full = !exists && store.files.len() >= MAX_FILES;
                 match mode {
+                    _ if path.is_empty() || full || handles.len() >= MAX_HANDLES => {
+                        Reply::Status(INVALID_ARG)
+                    }
                     1 if !exists => Reply::Status(OBJECT_NOT_FOUND),
                     1..=6 => {
                         if matches!(mode, 3 | 4) || !exists {
@@ -153,6 +162,18 @@ pub(crate) async fn serve(mut conn: Conn, shared: &Arc<Shared>) -> io::Result<()
                 _ => Reply::Status(INVALID_ARG),
             },
             OP_WRITE => match u64_at(0).and_then(|h| handles.get_mut(&h)) {
+                Some(handle)
+                    if lock(&shared.media)
+                        .files
+                        .values()
+                        .map(Vec::len)
+                        .sum::<usize>()
+                        + body.len()
+                        > MAX_STORE =>
+                {
+                    let _ = handle;
+                    Reply::Status(INVALID_ARG)
+                }
                 Some(handle) => {
                     let mut store = lock(&shared.media);
                     let file = store.files.entry(handle.path.clone()).or_default();

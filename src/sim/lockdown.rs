@@ -293,11 +293,17 @@ fn pair(shared: &Shared, config: &SimConfig, request: &Dictionary, reply: &mut D
         *dialog = super::Dialog::Hidden;
         drop(dialog);
         lock(&shared.paired_hosts).push(host_id.to_owned());
-        lock(&shared.trusted_certs).extend([host, root]);
         if host_id == shared.identity.host_id {
             shared.update(|c| c.pairing = Pairing::Paired);
         }
         shared.log(SimEvent::Trusted);
+    }
+    // A trusted host pairing again may bring new certificates.
+    let mut trusted = lock(&shared.trusted_certs);
+    for cert in [host, root] {
+        if !trusted.contains(&cert) {
+            trusted.push(cert);
+        }
     }
     reply.insert(
         "EscrowBag".into(),

@@ -112,7 +112,11 @@ async fn serve(mut stream: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
                 let data = request.body.get("PairRecordData").and_then(Value::as_data);
                 let code = match (udid, data) {
                     // Kept within a bound: a pair record is a few kilobytes.
-                    (Some(udid), Some(data)) if data.len() <= 64 * 1024 => {
+                    (Some(udid), Some(data))
+                        if data.len() <= 64 * 1024
+                            && (lock(&shared.saved_records).len() < 16
+                                || lock(&shared.saved_records).contains_key(udid)) =>
+                    {
                         lock(&shared.saved_records).insert(udid.to_owned(), data.to_vec());
                         OK
                     }

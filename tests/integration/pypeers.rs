@@ -26,6 +26,12 @@ fn python(test: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
+        // CI makes the venv: there a missing one is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: no Python peers at {} in CI",
+            path.display()
+        );
         eprintln!(
             "SKIPPED {test}: no Python peers at {} (make them: python3 -m venv target/peers-venv && target/peers-venv/bin/pip install -r tests/peers/requirements.txt)",
             path.display()
@@ -42,6 +48,10 @@ fn libimobiledevice(test: &str) -> bool {
         .status()
         .is_ok();
     if !there {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: libimobiledevice-utils is not installed in CI"
+        );
         eprintln!("SKIPPED {test}: libimobiledevice-utils is not installed");
     }
     there
@@ -442,6 +452,8 @@ fn an_encrypted_backup_unstuck_made_opens_with_its_password_only() {
             !ok,
             "{reader} opened the backup with a wrong password: {said}"
         );
+        // It failed at the keybag, having extracted nothing.
+        assert!(said.contains("\"files\": 0"), "{reader}: {said}");
     }
     assert!(
         trees.windows(2).all(|w| w[0] == w[1]),
@@ -535,6 +547,13 @@ fn pymobiledevice3_pairs_once_the_user_taps_trust() {
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", text(&out));
+    let dialogs = running
+        .sim
+        .events()
+        .iter()
+        .filter(|e| **e == SimEvent::TrustDialogShown)
+        .count();
+    assert_eq!(dialogs, 1, "a second Trust dialog after pairing");
     // And Unstuck, reading the pair record usbmuxd now keeps, backs up.
     let _programs = crate::util::backup_programs_lock();
     let dir = tempfile::tempdir().unwrap();
